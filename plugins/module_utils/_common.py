@@ -1,0 +1,40 @@
+# Copyright: Contributors to the rdsiam.auth project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+# This is a private helper of the rdsiam.auth collection, for internal use only.
+# Its names and behaviour may change without notice; do not import it from other collections.
+#
+# What every other helper shares: the error base class, lazy imports of optional libraries,
+# and the collection's version as AWS and the databases see it.
+
+import importlib
+
+from ansible.module_utils.basic import missing_required_lib
+
+# Sent in the User-Agent of every AWS call, so CloudTrail shows which tool acted.
+# Keep in step with the version in galaxy.yml.
+COLLECTION_VERSION = '0.1.0'
+USER_AGENT_EXTRA = 'rdsiam.auth/%s' % COLLECTION_VERSION
+
+
+class RdsIamError(Exception):
+    """Base of every error the rdsiam.auth helpers raise; str(exc) is ready for fail_json(msg=...)."""
+
+
+class MissingLibraryError(RdsIamError):
+    """A required Python library cannot be imported; ``import_error`` keeps the original exception."""
+
+    def __init__(self, message, import_error=None):
+        super().__init__(message)
+        self.import_error = import_error
+
+
+def import_library(module_name, package_name=None, reason=None):
+    """Import an optional library on first use, or raise MissingLibraryError with Ansible's usual text."""
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        message = missing_required_lib(package_name or module_name, reason=reason)
+        raise MissingLibraryError(message, import_error=exc) from exc

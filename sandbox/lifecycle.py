@@ -1,0 +1,241 @@
+"""Bring the sandbox up, report on it and take it down again, leaving nothing behind."""
+import concurrent.futures
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from sandbox import fleet, outputs
+from sandbox.mariadb import MariaDbServer
+from sandbox.network import SandboxError, free_port, port_open, require_loopback, wait_for_port
+from sandbox.postgres import PostgresServer
+from sandbox.prereqs import chown_tree, find_programs, server_os_user
+from sandbox.tls import CertificateAuthority
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STATE_FILE = "sandbox.json"
+_SERVER_CLASSES = {"postgres": PostgresServer, "mariadb": MariaDbServer}
+_OS_USERS = {"postgres": "postgres", "mariadb": "mysql"}
+
+
+def default_state_dir():
+    return os.environ.get("RDSIAM_SANDBOX_STATE") or os.path.join(REPO_ROOT, "sandbox", ".state")
+
+
+def default_host():
+    return require_loopback(os.environ.get("RDSIAM_SANDBOX_HOST", "127.0.0.1"))
+
+
+class MotoSession:
+    """boto3 clients pointed at the sandbox's moto server (moto accepts any key here)."""
+
+    def __init__(self, endpoint_url, region=fleet.REGION):
+        import boto3
+
+        self.endpoint_url = endpoint_url
+        self._session = boto3.Session(aws_access_key_id="sandbox", aws_secret_access_key="sandbox", region_name=region)
+
+    def client(self, service):
+        return self._session.client(service, endpoint_url=self.endpoint_url)
+
+
+def load_state(state_dir):
+    try:
+        with open(os.path.join(state_dir, STATE_FILE), encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+
+
+def _save_state(state_dir, state):
+    path = os.path.join(state_dir, STATE_FILE)
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds secrets
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(state, handle, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+
+def _server(entry, programs=None):
+    cls = _SERVER_CLASSES[entry["server_kind"]]
+    return cls(entry["identifier"], entry["directory"], entry["host"], entry["port"], entry["os_user"], programs or {})
+
+
+def _start_moto(state_dir, host, port):
+    log = open(os.path.join(state_dir, "moto.log"), "wb")  # pylint: disable=consider-using-with
+    process = subprocess.Popen([sys.executable, "-m", "sandbox.moto_server", host, str(port)], cwd=REPO_ROOT,
+                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    wait_for_port(host, port, "moto server", timeout=60, alive=lambda: process.poll() is None)
+    return process.pid
+
+
+def _check_traversable(path, user):
+    """A server running as another account must be able to reach its directory."""
+    probe = subprocess.run(["runuser", "-u", user, "--", "test", "-x", path], capture_output=True, check=False)
+    if os.geteuid() == 0 and probe.returncode != 0:
+        raise SandboxError(f"the '{user}' account cannot enter {path}; choose a state directory every account can "
+                           "traverse with RDSIAM_SANDBOX_STATE (for example under /tmp)")
+
+
+def _plan_servers(state_dir, host, specs):
+    entries = []
+    for spec in specs:
+        directory = os.path.join(state_dir, "servers", spec.identifier)
+        os.makedirs(os.path.join(directory, "tls"))
+        socket_path = os.path.join(directory, "run", ".s.PGSQL.65535")
+        if len(socket_path) > 100:
+            raise SandboxError(f"state directory {state_dir} is too deep for a Unix socket path; set RDSIAM_SANDBOX_STATE "
+                               "to a shorter directory")
+        entries.append({"identifier": spec.identifier, "server_kind": spec.server_kind, "directory": directory,
+                        "host": host, "port": free_port(host), "os_user": server_os_user(_OS_USERS[spec.server_kind])})
+    return entries
+
+
+def _register_fleet(state, specs):
+    session = MotoSession(state["moto"]["endpoint_url"])
+    state["operator"] = fleet.create_operator(session)
+    for spec, entry in zip(specs, state["servers"]):
+        target = fleet.register_target(session, spec, entry["port"])
+        target.update(identifier=spec.identifier, kind=spec.kind, engine=spec.engine, members=list(spec.members),
+                      tags=spec.tags, port=entry["port"], login_host=entry["host"], login_port=entry["port"])
+        state["targets"].append(target)
+
+
+def _tls_paths(entry):
+    tls = os.path.join(entry["directory"], "tls")
+    return os.path.join(tls, "server.crt"), os.path.join(tls, "server.key")
+
+
+def _initialise(entry, programs, ca_path):
+    server = _server(entry, programs)
+    cert, key = _tls_paths(entry)
+    if entry["server_kind"] == "postgres":
+        server.initialise(cert, key)
+    else:
+        server.initialise(cert, key, ca_path)
+    return server
+
+
+def _start(server, target):
+    server.start()
+    server.bootstrap(target["master_username"], target["master_password"])
+    return getattr(server, "admin_password", None)
+
+
+def up(state_dir=None, host=None, specs=fleet.DEFAULT_FLEET):
+    """Start moto and one database server per target; idempotent when everything is running."""
+    state_dir = state_dir or default_state_dir()
+    host = require_loopback(host) if host else default_host()
+    started = time.monotonic()
+    state = load_state(state_dir)
+    if state and not unhealthy(state):
+        print(f"sandbox: already up ({state_dir})")
+        return state
+    if state or os.path.exists(state_dir):
+        down(state_dir, quiet=True)
+    programs = find_programs()
+    os.makedirs(state_dir, mode=0o755)
+    os.chmod(state_dir, 0o755)  # servers run as other accounts and must enter it
+    moto_port = free_port(host)
+    state = {"state_dir": state_dir, "host": host, "region": fleet.REGION, "targets": [],
+             "moto": {"port": moto_port, "endpoint_url": f"http://{host}:{moto_port}", "pid": None},
+             "servers": _plan_servers(state_dir, host, specs)}
+    _save_state(state_dir, state)
+    for entry in state["servers"]:
+        _check_traversable(entry["directory"], entry["os_user"])
+    try:
+        _bring_up(state, specs, programs)
+    except BaseException:
+        down(state_dir, quiet=True)
+        raise
+    outputs.write_all(state)
+    print(f"sandbox: up in {time.monotonic() - started:.1f} s ({state_dir})")
+    return state
+
+
+def _bring_up(state, specs, programs):
+    state_dir = state["state_dir"]
+    tls_dir = os.path.join(state_dir, "tls")
+    os.makedirs(tls_dir)
+    ca_path = os.path.join(tls_dir, "ca.pem")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(specs) + 1) as pool:
+        moto = pool.submit(_start_moto, state_dir, state["host"], state["moto"]["port"])
+        inits = [pool.submit(_initialise, entry, programs, ca_path) for entry in state["servers"]]
+        state["moto"]["pid"] = moto.result()
+        _save_state(state_dir, state)
+        _register_fleet(state, specs)
+        servers = [future.result() for future in inits]
+    authority = CertificateAuthority.create(tls_dir)
+    for entry, target in zip(state["servers"], state["targets"]):
+        names = [target["endpoint"], *target["extra_names"], "localhost"]
+        authority.issue_server_cert(os.path.join(entry["directory"], "tls"), names)
+        chown_tree(os.path.join(entry["directory"], "tls"), entry["os_user"])
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(servers)) as pool:
+        admin_passwords = list(pool.map(_start, servers, state["targets"]))
+    for entry, password in zip(state["servers"], admin_passwords):
+        entry["admin_password"] = password
+    state["ca_cert"] = ca_path
+    _save_state(state_dir, state)
+
+
+def unhealthy(state):
+    """Names of the parts that are not running (empty when the sandbox is healthy)."""
+    problems = []
+    if not state.get("moto", {}).get("pid") or not port_open(state["host"], state["moto"]["port"]):
+        problems.append("moto")
+    for entry in state.get("servers", []):
+        if not _server(entry).alive() or not port_open(entry["host"], entry["port"]):
+            problems.append(entry["identifier"])
+    if len(state.get("targets", [])) != len(state.get("servers", [])) or "ca_cert" not in state:
+        problems.append("set-up incomplete")
+    return problems
+
+
+def _kill_group(pid):
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            if _is_zombie(pid):
+                return
+            time.sleep(0.05)
+
+
+def _is_zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+            return handle.read().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def down(state_dir=None, quiet=False):
+    """Stop every sandbox process and delete the state directory; returns the ports it freed."""
+    state_dir = state_dir or default_state_dir()
+    state = load_state(state_dir) or {}
+    programs = find_programs() if state.get("servers") else {}
+    servers = [_server(entry, programs) for entry in state.get("servers", [])]
+    if servers:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(servers)) as pool:
+            list(pool.map(lambda server: server.stop(), servers))
+    ports = [(entry["host"], entry["port"]) for entry in state.get("servers", [])]
+    if state.get("moto", {}).get("pid"):
+        _kill_group(state["moto"]["pid"])
+        ports.append((state["host"], state["moto"]["port"]))
+    shutil.rmtree(state_dir, ignore_errors=True)
+    still_open = [f"{host}:{port}" for host, port in ports if port_open(host, port)]
+    if still_open:
+        raise SandboxError(f"sandbox: still listening after down: {', '.join(still_open)}")
+    if not quiet:
+        print(f"sandbox: down ({len(ports)} processes stopped, {state_dir} removed)")
+    return ports

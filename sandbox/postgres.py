@@ -1,0 +1,131 @@
+"""A throwaway PostgreSQL server set up the way RDS sets one up for its master user.
+
+RDS keeps the real superuser (rdsadmin) to itself; the master user is an ordinary role with
+CREATEROLE/CREATEDB and membership in rds_superuser. The sandbox does the same, so code that
+works here does not rely on superuser powers it will not have on RDS.
+"""
+import os
+import subprocess
+
+from sandbox.network import SandboxError, wait_for_port
+from sandbox.prereqs import chown_tree, run_as
+
+_BOOTSTRAP_ROLES = (
+    "CREATE ROLE rds_superuser NOLOGIN",
+    "CREATE ROLE rds_iam NOLOGIN",
+    "CREATE ROLE rds_password NOLOGIN",
+    "CREATE ROLE rds_replication NOLOGIN",
+    "GRANT pg_signal_backend, pg_monitor, pg_read_all_settings TO rds_superuser",
+    "GRANT rds_iam, rds_password, rds_replication TO rds_superuser WITH ADMIN OPTION",
+)
+
+_SERVER_SETTINGS = {
+    "shared_buffers": "16MB",
+    "max_connections": "100",
+    "fsync": "off",  # throwaway data: speed over durability
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "password_encryption": "scram-sha-256",
+    "log_connections": "on",
+    "ssl": "on",
+    "ssl_min_protocol_version": "TLSv1.2",
+}
+
+
+def pg_hba(force_ssl):
+    """pg_hba.conf lines: rdsadmin over the local socket only, everyone else over TCP.
+
+    With force_ssl (rds.force_ssl=1, the RDS default from PostgreSQL 15) a plaintext TCP
+    login is refused, as on RDS; issue-level IAM routing adds its own lines later.
+    """
+    lines = ["local all rdsadmin trust", "hostssl all all 127.0.0.1/32 scram-sha-256"]
+    lines.append("hostnossl all all 0.0.0.0/0 reject" if force_ssl else "hostnossl all all 127.0.0.1/32 scram-sha-256")
+    return "\n".join(lines) + "\n"
+
+
+class PostgresServer:
+    engine_family = "postgres"
+
+    def __init__(self, name, directory, host, port, os_user, programs):
+        self.name = name
+        self.directory = directory
+        self.host = host
+        self.port = port
+        self.os_user = os_user
+        self.programs = programs
+        self.data = os.path.join(directory, "data")
+        self.run_dir = os.path.join(directory, "run")
+        self.log = os.path.join(directory, "server.log")
+
+    def _run(self, argv):
+        result = subprocess.run(run_as(self.os_user, argv), capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise SandboxError(f"{self.name}: {os.path.basename(argv[0])} failed: {(result.stderr or result.stdout).strip()}")
+
+    def initialise(self, cert_path, key_path, force_ssl=True):
+        """Create the data directory; the TLS files are read at start, so they may come later."""
+        os.makedirs(self.run_dir, exist_ok=True)
+        chown_tree(self.directory, self.os_user)
+        self._run([self.programs["initdb"], "-D", self.data, "-U", "rdsadmin", "--auth=trust", "-E", "UTF8",
+                   "--locale=C", "--no-sync"])
+        settings = dict(_SERVER_SETTINGS, listen_addresses=f"'{self.host}'", port=str(self.port),
+                        unix_socket_directories=f"'{self.run_dir}'", ssl_cert_file=f"'{cert_path}'",
+                        ssl_key_file=f"'{key_path}'")
+        with open(os.path.join(self.data, "postgresql.conf"), "a", encoding="utf-8") as conf:
+            conf.write("\n# rdsiam.auth sandbox\n")
+            conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+        self.write_hba(force_ssl)
+        chown_tree(self.directory, self.os_user)
+
+    def write_hba(self, force_ssl):
+        with open(os.path.join(self.data, "pg_hba.conf"), "w", encoding="utf-8") as hba:
+            hba.write(pg_hba(force_ssl))
+
+    def start(self):
+        self._run([self.programs["pg_ctl"], "-D", self.data, "-l", self.log, "-w", "-t", "30", "start"])
+        wait_for_port(self.host, self.port, f"PostgreSQL {self.name}", alive=self.alive)
+
+    def pid(self):
+        try:
+            with open(os.path.join(self.data, "postmaster.pid"), encoding="utf-8") as handle:
+                return int(handle.readline())
+        except (OSError, ValueError):
+            return None
+
+    def alive(self):
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def admin_connection(self):
+        """A superuser connection over the local socket, for the sandbox's own set-up."""
+        import psycopg2
+
+        conn = psycopg2.connect(host=self.run_dir, port=self.port, user="rdsadmin", dbname="postgres")
+        conn.autocommit = True
+        return conn
+
+    def bootstrap(self, master_user, master_password):
+        from psycopg2 import sql
+
+        conn = self.admin_connection()
+        with conn.cursor() as cur:
+            for statement in _BOOTSTRAP_ROLES:
+                cur.execute(statement)
+            master = sql.Identifier(master_user)
+            cur.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE CREATEDB PASSWORD %s").format(master), (master_password,))
+            cur.execute(sql.SQL("GRANT rds_superuser TO {}").format(master))
+            cur.execute(sql.SQL("CREATE DATABASE app OWNER {}").format(master))
+        conn.close()
+
+    def stop(self):
+        if self.alive():
+            subprocess.run(run_as(self.os_user, [self.programs["pg_ctl"], "-D", self.data, "-m", "immediate", "-w", "stop"]),
+                           capture_output=True, check=False)

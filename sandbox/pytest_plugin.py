@@ -1,0 +1,72 @@
+"""pytest fixtures that run tests against a private sandbox (own state directory, own ports).
+
+Loaded with `-p sandbox.pytest_plugin` (see pytest.ini); tests that do not ask for a sandbox
+fixture start nothing.
+"""
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from sandbox import fleet, lifecycle
+
+
+class Sandbox:
+    """A running sandbox as the tests see it: its state plus a few handy views."""
+
+    def __init__(self, state):
+        self.state = state
+        self.state_dir = state["state_dir"]
+        self.ca_cert = state["ca_cert"]
+        self.region = state["region"]
+        self.moto_url = state["moto"]["endpoint_url"]
+
+    def target(self, identifier):
+        return next(target for target in self.state["targets"] if target["identifier"] == identifier)
+
+    def targets(self, engine_family=None):
+        return [target for target in self.state["targets"]
+                if engine_family is None or ("postgres" in target["engine"]) == (engine_family == "postgres")]
+
+    def server(self, identifier):
+        return next(entry for entry in self.state["servers"] if entry["identifier"] == identifier)
+
+    def moto(self):
+        return lifecycle.MotoSession(self.moto_url)
+
+    def aws_env(self):
+        """The variables the sandbox's env file exports, as a dict."""
+        operator = self.state["operator"]
+        return {"AWS_ENDPOINT_URL": self.moto_url, "AWS_ACCESS_KEY_ID": operator["access_key_id"],
+                "AWS_SECRET_ACCESS_KEY": operator["secret_access_key"], "AWS_REGION": self.region,
+                "AWS_DEFAULT_REGION": self.region}
+
+
+def private_state_dir(prefix="rdsiam-sbx-"):
+    """A fresh directory every server account can enter (pytest's tmp_path is 0700 under root)."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    os.rmdir(path)  # up() creates it with the right mode
+    return path
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """The default fleet, up for the whole test session, down afterwards."""
+    state_dir = private_state_dir()
+    state = lifecycle.up(state_dir, specs=fleet.DEFAULT_FLEET)
+    try:
+        yield Sandbox(state)
+    finally:
+        lifecycle.down(state_dir, quiet=True)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def sandbox_env(sandbox, monkeypatch):
+    """Point AWS SDKs in this process at the sandbox, as `source sandbox/.state/env` would."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in sandbox.aws_env().items():
+        monkeypatch.setenv(name, value)
+    return sandbox

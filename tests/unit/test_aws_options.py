@@ -1,0 +1,455 @@
+# Copyright: Contributors to the rdsiam.auth project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests for the shared AWS options and the boto3 session/client factory (no network)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import subprocess
+import sys
+
+import boto3
+import botocore.exceptions
+import pytest
+import yaml
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from botocore.stub import Stubber
+
+from ansible_collections.rdsiam.auth.plugins.doc_fragments.aws import ModuleDocFragment
+from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _common
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import (
+    AWS_ARGUMENT_KWARGS,
+    AWS_ARGUMENT_SPEC,
+    AwsCallError,
+    AwsOptionsError,
+    assume_role_params,
+    aws_client,
+    aws_client_kwargs,
+    aws_error_message,
+    aws_session,
+    check_aws_options,
+    default_role_session_name,
+    region_from_arn,
+    region_from_rds_hostname,
+    tls_verify_setting,
+)
+from ansible_collections.rdsiam.auth.plugins.module_utils._common import MissingLibraryError, import_library
+
+SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYzSECRETKEY'
+TOKEN = 'IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN'
+ACCESS = 'AKIAIOSFODNN7EXAMPLE'
+ROLE_ARN = 'arn:aws:iam::123456789012:role/rdsiam-admin'
+STATIC = dict(access_key=ACCESS, secret_key=SECRET, region='eu-central-1')
+
+FALLBACK_ENV = sorted({name for spec in AWS_ARGUMENT_SPEC.values() if 'fallback' in spec for name in spec['fallback'][1]})
+
+
+@pytest.fixture(autouse=True)
+def isolated_aws(monkeypatch, tmp_path):
+    """No AWS variable, config file or instance metadata from the machine running the tests."""
+    for name in FALLBACK_ENV + ['AWS_CONFIG_FILE', 'AWS_SHARED_CREDENTIALS_FILE']:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv('AWS_CONFIG_FILE', str(tmp_path / 'config'))
+    monkeypatch.setenv('AWS_SHARED_CREDENTIALS_FILE', str(tmp_path / 'credentials'))
+    monkeypatch.setenv('AWS_EC2_METADATA_DISABLED', 'true')
+    _aws.clear_session_cache()
+    yield
+    _aws.clear_session_cache()
+
+
+def validate(params, with_kwargs=False):
+    kwargs = AWS_ARGUMENT_KWARGS if with_kwargs else {}
+    return ArgumentSpecValidator(AWS_ARGUMENT_SPEC, **kwargs).validate(params)
+
+
+def opts(**values):
+    """A full option mapping as AnsibleModule would hand it over (defaults applied)."""
+    result = validate(values)
+    assert not result.error_messages, result.error_messages
+    return result.validated_parameters
+
+
+# ---- argument spec ----
+
+@pytest.mark.parametrize('option,env_name', [(option, env_name) for option, spec in sorted(AWS_ARGUMENT_SPEC.items())
+                                             if 'fallback' in spec for env_name in spec['fallback'][1]])
+def test_every_env_fallback_fills_its_option(monkeypatch, option, env_name):
+    monkeypatch.setenv(env_name, 'from-' + env_name)
+    result = validate({})
+    assert result.validated_parameters[option] == 'from-' + env_name
+
+
+def test_first_env_name_wins_like_amazon_aws(monkeypatch):
+    monkeypatch.setenv('AWS_DEFAULT_REGION', 'us-west-2')
+    monkeypatch.setenv('AWS_REGION', 'eu-west-1')
+    assert validate({}).validated_parameters['region'] == 'eu-west-1'
+
+
+def test_explicit_option_beats_env(monkeypatch):
+    monkeypatch.setenv('AWS_REGION', 'eu-west-1')
+    assert validate({'region': 'ap-southeast-2'}).validated_parameters['region'] == 'ap-southeast-2'
+
+
+def test_secret_from_env_is_registered_as_no_log_value(monkeypatch):
+    monkeypatch.setenv('AWS_SECRET_ACCESS_KEY', SECRET)
+    monkeypatch.setenv('AWS_SESSION_TOKEN', TOKEN)
+    assert {SECRET, TOKEN} <= validate({})._no_log_values
+
+
+def test_secret_options_are_no_log_and_look_alikes_explicitly_not():
+    assert AWS_ARGUMENT_SPEC['secret_key']['no_log'] is True
+    assert AWS_ARGUMENT_SPEC['session_token']['no_log'] is True
+    assert AWS_ARGUMENT_SPEC['access_key']['no_log'] is False
+    # Same rule as ansible-test's no-log-needed: any name that looks secret must say explicitly.
+    looks_secret = re.compile(r'pass(?!ive)|secret|token|key', re.I)
+    for name, spec in AWS_ARGUMENT_SPEC.items():
+        if looks_secret.search(name) and spec.get('type') not in ('path', 'bool'):
+            assert 'no_log' in spec, name
+
+
+@pytest.mark.parametrize('alias,option', [(alias, option) for option, spec in sorted(AWS_ARGUMENT_SPEC.items())
+                                          for alias in spec.get('aliases', [])])
+def test_aliases_resolve(alias, option):
+    value = 'us-east-1' if option == 'region' else 'value'
+    result = validate({alias: value})
+    assert not result.error_messages
+    assert result.validated_parameters[option] == value
+
+
+def test_spec_defaults():
+    params = opts()
+    assert params['validate_certs'] is True
+    assert all(params[name] is None for name in AWS_ARGUMENT_SPEC if name != 'validate_certs')
+
+
+def test_required_together_keys():
+    result = validate({'access_key': ACCESS}, with_kwargs=True)
+    assert any('access_key' in msg and 'secret_key' in msg for msg in result.error_messages)
+
+
+@pytest.mark.parametrize('option,value', [('role_session_name', 'x1'), ('external_id', 'ext'), ('session_tags', {'a': 'b'})])
+def test_assume_role_options_require_the_role_arn(option, value):
+    result = validate({option: value}, with_kwargs=True)
+    assert any('assume_role_arn' in msg and option in msg for msg in result.error_messages)
+    assert not validate({option: value, 'assume_role_arn': ROLE_ARN}, with_kwargs=True).error_messages
+
+
+# ---- check_aws_options ----
+
+@pytest.mark.parametrize('options,option,fix', [
+    (dict(profile='dev', access_key=ACCESS, secret_key=SECRET), 'profile', 'use either profile or access_key/secret_key'),
+    (dict(profile='dev', session_token=TOKEN), 'session_token', 'use either profile'),
+    (dict(access_key=ACCESS), 'secret_key', 'set secret_key'),
+    (dict(secret_key=SECRET, session_token=TOKEN), 'access_key', 'set access_key'),
+    (dict(region='useast1'), 'region', 'us-east-1'),
+    (dict(region='US-EAST-1'), 'region', 'us-east-1'),
+    (dict(endpoint_url='localhost:5000'), 'endpoint_url', 'http://127.0.0.1:5000'),
+    (dict(endpoint_url='127.0.0.1'), 'endpoint_url', 'https://'),
+    (dict(role_session_name='x'), 'role_session_name', 'set assume_role_arn'),
+    (dict(session_tags={'a': 'b'}), 'session_tags', 'set assume_role_arn'),
+    (dict(assume_role_arn='rdsiam-admin'), 'assume_role_arn', 'arn:aws:iam::<12-digit account>:role/<name>'),
+    (dict(assume_role_arn=ROLE_ARN, role_session_name='has space'), 'role_session_name', '2 to 64 characters'),
+    (dict(assume_role_arn=ROLE_ARN, external_id='x'), 'external_id', '2 to 1224 characters'),
+    (dict(assume_role_arn=ROLE_ARN, session_tags={'team': 42}), 'session_tags', 'quote it'),
+    (dict(assume_role_arn=ROLE_ARN, session_tags={'k%d' % i: 'v' for i in range(51)}), 'session_tags', 'remove some tags'),
+    (dict(assume_role_arn=ROLE_ARN, session_tags={'k' * 129: 'v'}), 'session_tags', 'shorten it'),
+    (dict(assume_role_arn=ROLE_ARN, session_tags={'k': 'v' * 257}), 'session_tags', 'shorten it'),
+])
+def test_check_aws_options_names_option_and_fix_without_secrets(options, option, fix):
+    with pytest.raises(AwsOptionsError) as err:
+        check_aws_options(options)
+    message = str(err.value)
+    assert option in message
+    assert fix in message
+    assert SECRET not in message and TOKEN not in message
+
+
+def test_check_aws_options_reports_all_problems_at_once():
+    with pytest.raises(AwsOptionsError) as err:
+        check_aws_options(dict(region='nowhere', endpoint_url='host:1'))
+    assert 'region' in str(err.value) and 'endpoint_url' in str(err.value)
+
+
+@pytest.mark.parametrize('region', ['us-east-1', 'cn-north-1', 'us-gov-west-1', 'eu-central-2', 'ap-southeast-4', 'us-isob-east-1'])
+def test_plausible_regions_pass(region):
+    check_aws_options(dict(region=region))
+
+
+def test_valid_full_option_set_passes():
+    check_aws_options(opts(access_key=ACCESS, secret_key=SECRET, session_token=TOKEN, region='us-east-1',
+                           endpoint_url='http://127.0.0.1:5000', assume_role_arn=ROLE_ARN, role_session_name='ops@corp',
+                           external_id='ext-123', session_tags={'team': 'dba', 'dbuser': 'jane'}))
+
+
+def test_endpoint_url_error_does_not_echo_userinfo():
+    with pytest.raises(AwsOptionsError) as err:
+        check_aws_options(dict(endpoint_url='user:hunter2@proxy:8080'))
+    assert 'hunter2' not in str(err.value)
+
+
+# ---- clients ----
+
+def test_client_has_standard_retries_user_agent_and_region():
+    client = aws_client(opts(**STATIC), 'rds')
+    assert client.meta.config.retries['mode'] == 'standard'
+    assert client.meta.config.user_agent_extra == 'rdsiam.auth/%s' % _common.COLLECTION_VERSION
+    assert client.meta.region_name == 'eu-central-1'
+    assert client.meta.endpoint_url == 'https://rds.eu-central-1.amazonaws.com'
+
+
+def test_client_honours_endpoint_url():
+    client = aws_client(opts(endpoint_url='http://127.0.0.1:5000', **STATIC), 'secretsmanager')
+    assert client.meta.endpoint_url == 'http://127.0.0.1:5000'
+
+
+def test_aws_config_overrides_merge_over_defaults():
+    client = aws_client(opts(aws_config={'retries': {'mode': 'adaptive', 'max_attempts': 7}, 'connect_timeout': 3}, **STATIC), 'sts')
+    assert client.meta.config.retries == {'mode': 'adaptive', 'total_max_attempts': 8}  # botocore counts the first try
+    assert client.meta.config.connect_timeout == 3
+    assert 'rdsiam.auth/' in client.meta.config.user_agent_extra
+
+
+def test_unknown_aws_config_key_is_an_options_error():
+    with pytest.raises(AwsOptionsError, match='aws_config'):
+        aws_client(opts(aws_config={'no_such_setting': 1}, **STATIC), 'sts')
+
+
+@pytest.mark.parametrize('values,expected', [
+    ({}, None),
+    ({'validate_certs': False}, False),
+    ({'aws_ca_bundle': '/etc/rds-ca.pem'}, '/etc/rds-ca.pem'),
+    ({'validate_certs': False, 'aws_ca_bundle': '/etc/rds-ca.pem'}, False),
+])
+def test_verify_setting(values, expected):
+    options = opts(**values)
+    assert tls_verify_setting(options) == expected
+    assert aws_client_kwargs(options)['verify'] == expected
+
+
+def test_verify_false_reaches_the_http_session():
+    client = aws_client(opts(validate_certs=False, **STATIC), 'rds')
+    assert client._endpoint.http_session._verify is False  # pylint: disable=protected-access
+
+
+def test_ca_bundle_reaches_the_http_session(tmp_path):
+    bundle = tmp_path / 'ca.pem'
+    bundle.write_text('')
+    client = aws_client(opts(aws_ca_bundle=str(bundle), **STATIC), 'rds')
+    assert client._endpoint.http_session._verify == str(bundle)  # pylint: disable=protected-access
+
+
+def test_missing_region_is_an_options_error():
+    with pytest.raises(AwsOptionsError, match='set region'):
+        aws_client(opts(access_key=ACCESS, secret_key=SECRET), 'rds')
+
+
+def test_unknown_profile_is_an_options_error():
+    with pytest.raises(AwsOptionsError, match="profile 'nope'"):
+        aws_session(opts(profile='nope'))
+
+
+def test_profile_from_config_file(tmp_path):
+    (tmp_path / 'credentials').write_text('[dev]\naws_access_key_id = AKIADEV\naws_secret_access_key = devsecret\n')
+    (tmp_path / 'config').write_text('[profile dev]\nregion = ap-south-1\n')
+    session = aws_session(opts(profile='dev'))
+    assert session.profile_name == 'dev'
+    assert session.get_credentials().access_key == 'AKIADEV'
+    assert aws_client(opts(profile='dev'), 'rds').meta.region_name == 'ap-south-1'
+
+
+def test_static_keys_reach_the_session():
+    credentials = aws_session(opts(session_token=TOKEN, **STATIC)).get_credentials()
+    assert (credentials.access_key, credentials.secret_key, credentials.token) == (ACCESS, SECRET, TOKEN)
+
+
+def test_sessions_are_cached_per_identity_without_secrets_in_the_key():
+    first = aws_session(opts(**STATIC))
+    assert aws_session(opts(**STATIC)) is first
+    assert aws_session(opts(**{**STATIC, 'secret_key': 'other-secret'})) is not first
+    assert aws_session(opts(**{**STATIC, 'region': 'us-east-1'})) is not first
+    for key in _aws._SESSION_CACHE:  # pylint: disable=protected-access
+        assert SECRET not in key and 'other-secret' not in key
+
+
+def test_aws_session_checks_options_first():
+    with pytest.raises(AwsOptionsError, match='profile'):
+        aws_session(opts(profile='dev', access_key=ACCESS, secret_key=SECRET))
+
+
+# ---- assume role ----
+
+def _credentials(key_id, minutes=60):
+    expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=minutes)
+    return {'Credentials': {'AccessKeyId': key_id, 'SecretAccessKey': 'tmp-secret', 'SessionToken': 'tmp-token', 'Expiration': expiry}}
+
+
+@pytest.fixture
+def sts_stub(monkeypatch):
+    """Every STS client the helper builds is a real client with a Stubber attached (no network)."""
+    stubs = []
+    real_aws_client = _aws.aws_client
+
+    def stubbed(options, service, session=None):
+        client = real_aws_client(options, service, session=session)
+        if service == 'sts':
+            stubber = Stubber(client)
+            for method, args in stubs:
+                getattr(stubber, method)(*args)
+            stubber.activate()
+            stubbed.stubbers.append(stubber)
+        return client
+
+    stubbed.stubbers = []
+    monkeypatch.setattr(_aws, 'aws_client', stubbed)
+    stubbed.stubs = stubs
+    return stubbed
+
+
+def test_assume_role_sends_tags_external_id_and_session_name(sts_stub):
+    expected = {'RoleArn': ROLE_ARN, 'RoleSessionName': 'ops-run', 'ExternalId': 'ext-123',
+                'Tags': [{'Key': 'dbuser', 'Value': 'jane'}, {'Key': 'team', 'Value': 'dba'}]}
+    sts_stub.stubs.append(('add_response', ('assume_role', _credentials('ASIATEMPORARYKEY01'), expected)))
+    session = aws_session(opts(assume_role_arn=ROLE_ARN, role_session_name='ops-run', external_id='ext-123',
+                               session_tags={'team': 'dba', 'dbuser': 'jane'}, **STATIC))
+    sts_stub.stubbers[0].assert_no_pending_responses()
+    credentials = session.get_credentials()
+    assert (credentials.access_key, credentials.secret_key, credentials.token) == ('ASIATEMPORARYKEY01', 'tmp-secret', 'tmp-token')
+    assert session.region_name == 'eu-central-1'
+
+
+def test_assume_role_default_session_name_is_sanitised_local_user(sts_stub, monkeypatch):
+    monkeypatch.setattr(_aws.getpass, 'getuser', lambda: 'jane doe#1')
+    sts_stub.stubs.append(('add_response', ('assume_role', _credentials('ASIATEMPORARYKEY01'),
+                                            {'RoleArn': ROLE_ARN, 'RoleSessionName': 'rdsiam-auth-jane-doe-1'})))
+    aws_session(opts(assume_role_arn=ROLE_ARN, **STATIC))
+    sts_stub.stubbers[0].assert_no_pending_responses()
+
+
+def test_default_session_name_rules(monkeypatch):
+    assert default_role_session_name('x' * 100) == ('rdsiam-auth-' + 'x' * 100)[:64]
+    assert default_role_session_name('a.b@c,d=e+f_g-h') == 'rdsiam-auth-a.b@c,d=e+f_g-h'
+
+    def no_passwd_entry():
+        raise KeyError('getpwuid(): uid not found: 12345')
+    monkeypatch.setattr(_aws.getpass, 'getuser', no_passwd_entry)
+    assert default_role_session_name() == 'rdsiam-auth-unknown'
+
+
+def test_assume_role_params_without_optional_fields():
+    params = assume_role_params({'assume_role_arn': ROLE_ARN, 'role_session_name': 'n1'})
+    assert params == {'RoleArn': ROLE_ARN, 'RoleSessionName': 'n1'}
+
+
+def test_assumed_session_is_reused_until_close_to_expiry(sts_stub):
+    sts_stub.stubs.append(('add_response', ('assume_role', _credentials('ASIAFIRSTTEMPKEY01', minutes=2))))
+    options = opts(assume_role_arn=ROLE_ARN, **STATIC)
+    first = aws_session(options)
+    sts_stub.stubs[:] = [('add_response', ('assume_role', _credentials('ASIASECONDTEMPKEY1', minutes=60)))]
+    second = aws_session(options)
+    assert first.get_credentials().access_key == 'ASIAFIRSTTEMPKEY01'
+    assert second.get_credentials().access_key == 'ASIASECONDTEMPKEY1'
+    assert aws_session(options) is second
+    assert len(sts_stub.stubbers) == 2
+
+
+def test_assume_role_error_names_code_and_role_without_secrets(sts_stub):
+    sts_stub.stubs.append(('add_client_error', ('assume_role', 'AccessDenied', 'User is not authorized to perform sts:AssumeRole')))
+    with pytest.raises(AwsCallError) as err:
+        aws_session(opts(assume_role_arn=ROLE_ARN, session_token=TOKEN, **STATIC))
+    message = str(err.value)
+    assert message == 'sts:AssumeRole on %s failed: AccessDenied: User is not authorized to perform sts:AssumeRole' % ROLE_ARN
+    assert SECRET not in message and TOKEN not in message
+
+
+# ---- error messages, regions, missing libraries ----
+
+def test_aws_error_message_for_client_error():
+    exc = botocore.exceptions.ClientError({'Error': {'Code': 'DBInstanceNotFound', 'Message': 'DBInstance db1 not found.'}},
+                                          'DescribeDBInstances')
+    assert aws_error_message(exc, 'rds:DescribeDBInstances', 'db1') == \
+        'rds:DescribeDBInstances on db1 failed: DBInstanceNotFound: DBInstance db1 not found.'
+
+
+def test_aws_error_message_for_botocore_error():
+    message = aws_error_message(botocore.exceptions.NoCredentialsError(), 'rds:GenerateDBAuthToken', 'admin@db1')
+    assert message == 'rds:GenerateDBAuthToken on admin@db1 failed: NoCredentialsError: Unable to locate credentials'
+
+
+def test_aws_error_message_for_other_errors():
+    assert aws_error_message(ValueError('bad'), 'op', 'thing') == 'op on thing failed: ValueError: bad'
+
+
+@pytest.mark.parametrize('hostname,region', [
+    ('db1.abcdefghijkl.eu-central-1.rds.amazonaws.com', 'eu-central-1'),
+    ('c1.cluster-ro-abcdefghijkl.us-gov-west-1.rds.amazonaws.com', 'us-gov-west-1'),
+    ('px.proxy-abcdefghijkl.cn-north-1.rds.amazonaws.com.cn', 'cn-north-1'),
+    ('DB1.ABC.US-EAST-2.RDS.AMAZONAWS.COM', 'us-east-2'),
+    ('db.internal.example.com', None),
+    ('127.0.0.1', None),
+    (None, None),
+])
+def test_region_from_rds_hostname(hostname, region):
+    assert region_from_rds_hostname(hostname) == region
+
+
+@pytest.mark.parametrize('arn,region', [
+    ('arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1234-AbCdEf', 'eu-west-1'),
+    ('arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:x', 'cn-north-1'),
+    ('arn:aws:iam::123456789012:role/x', None),
+    ('my-secret-name', None),
+])
+def test_region_from_arn(arn, region):
+    assert region_from_arn(arn) == region
+
+
+def test_missing_library_uses_ansible_wording():
+    with pytest.raises(MissingLibraryError) as err:
+        import_library('rdsiam_no_such_library', 'rdsiam-no-such-package', reason='to test')
+    assert 'Failed to import the required Python library (rdsiam-no-such-package)' in str(err.value)
+    assert isinstance(err.value.import_error, ImportError)
+
+
+def test_missing_boto3_is_reported_not_raised_as_import_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'boto3', None)
+    with pytest.raises(MissingLibraryError, match=r'required Python library \(boto3\)'):
+        aws_session(opts(**STATIC))
+
+
+def test_importing_the_helpers_does_not_import_heavy_libraries():
+    code = ('import sys\n'
+            'from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _db\n'
+            'print(sorted(m for m in ("boto3", "botocore", "psycopg2", "pymysql") if m in sys.modules))\n')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == '[]'
+
+
+def test_boto3_session_type():
+    assert isinstance(aws_session(opts(**STATIC)), boto3.Session)
+
+
+# ---- doc fragment matches the spec ----
+
+def test_doc_fragment_matches_argument_spec():
+    documented = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)['options']
+    assert set(documented) == set(AWS_ARGUMENT_SPEC)
+    for name, spec in AWS_ARGUMENT_SPEC.items():
+        doc = documented[name]
+        assert doc['type'] == spec['type'], name
+        assert doc.get('default') == spec.get('default'), name
+        assert sorted(doc.get('aliases', [])) == sorted(spec.get('aliases', [])), name
+        assert doc['description'], name
+
+
+def test_plugins_fragment_env_matches_module_fallbacks_in_lookup_precedence():
+    plugins = yaml.safe_load(ModuleDocFragment.PLUGINS)['options']
+    assert set(plugins) == set(AWS_ARGUMENT_SPEC)
+    for name, spec in AWS_ARGUMENT_SPEC.items():
+        assert set(plugins[name]) <= {'env', 'vars'}, name
+        env_names = [entry['name'] for entry in plugins[name].get('env', [])]
+        module_names = list(spec['fallback'][1]) if 'fallback' in spec else []
+        # Plugin config lets the last listed variable win; env_fallback takes the first.
+        assert env_names == module_names[::-1], name
+        assert [entry['name'] for entry in plugins[name]['vars']] == ['rdsiam_aws_' + name.replace('aws_', '', 1)], name
