@@ -8,8 +8,9 @@ import os
 import secrets
 import subprocess
 
+from sandbox.localserver import LocalServer
 from sandbox.network import SandboxError, wait_for_port
-from sandbox.prereqs import chown_tree, run_as
+from sandbox.prereqs import chown_tree
 
 _SERVER_OPTIONS = (
     "--skip-name-resolve",
@@ -23,22 +24,11 @@ _SERVER_OPTIONS = (
 )
 
 
-class MariaDbServer:
-    engine_family = "mysql"
-
-    def __init__(self, name, directory, host, port, os_user, programs):
-        self.name = name
-        self.directory = directory
-        self.host = host
-        self.port = port
-        self.os_user = os_user
-        self.programs = programs
-        self.data = os.path.join(directory, "data")
-        self.run_dir = os.path.join(directory, "run")
+class MariaDbServer(LocalServer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.socket = os.path.join(self.run_dir, "mysqld.sock")
-        self.pid_file = os.path.join(self.run_dir, "mysqld.pid")
-        self.tmp_dir = os.path.join(directory, "tmp")  # not /tmp: parallel servers collide there
-        self.log = os.path.join(directory, "server.log")
+        self.tmp_dir = os.path.join(self.directory, "tmp")  # not /tmp: parallel servers collide there
         self.cert_path = self.key_path = self.ca_path = None
         self.admin_password = None
 
@@ -71,23 +61,6 @@ class MariaDbServer:
             process = subprocess.Popen(self.server_argv(), stdin=devnull, stdout=devnull, stderr=devnull,
                                        start_new_session=True)
         wait_for_port(self.host, self.port, f"MariaDB {self.name}", alive=lambda: process.poll() is None)
-
-    def pid(self):
-        try:
-            with open(self.pid_file, encoding="utf-8") as handle:
-                return int(handle.read().strip())
-        except (OSError, ValueError):
-            return None
-
-    def alive(self):
-        pid = self.pid()
-        if pid is None:
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
 
     def admin_connection(self):
         """rdsadmin@localhost over the local socket, for the sandbox's own set-up."""

@@ -7,6 +7,7 @@ works here does not rely on superuser powers it will not have on RDS.
 import os
 import subprocess
 
+from sandbox.localserver import LocalServer
 from sandbox.network import SandboxError, wait_for_port
 from sandbox.prereqs import chown_tree, run_as
 
@@ -43,19 +44,10 @@ def pg_hba(force_ssl):
     return "\n".join(lines) + "\n"
 
 
-class PostgresServer:
-    engine_family = "postgres"
-
-    def __init__(self, name, directory, host, port, os_user, programs):
-        self.name = name
-        self.directory = directory
-        self.host = host
-        self.port = port
-        self.os_user = os_user
-        self.programs = programs
-        self.data = os.path.join(directory, "data")
-        self.run_dir = os.path.join(directory, "run")
-        self.log = os.path.join(directory, "server.log")
+class PostgresServer(LocalServer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pid_file = os.path.join(self.data, "postmaster.pid")
 
     def _run(self, argv):
         result = subprocess.run(run_as(self.os_user, argv), capture_output=True, text=True, check=False)
@@ -84,25 +76,6 @@ class PostgresServer:
     def start(self):
         self._run([self.programs["pg_ctl"], "-D", self.data, "-l", self.log, "-w", "-t", "30", "start"])
         wait_for_port(self.host, self.port, f"PostgreSQL {self.name}", alive=self.alive)
-
-    def pid(self):
-        try:
-            with open(os.path.join(self.data, "postmaster.pid"), encoding="utf-8") as handle:
-                return int(handle.readline())
-        except (OSError, ValueError):
-            return None
-
-    def alive(self):
-        pid = self.pid()
-        if pid is None:
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
 
     def admin_connection(self):
         """A superuser connection over the local socket, for the sandbox's own set-up."""

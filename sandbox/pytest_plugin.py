@@ -25,10 +25,6 @@ class Sandbox:
     def target(self, identifier):
         return next(target for target in self.state["targets"] if target["identifier"] == identifier)
 
-    def targets(self, engine_family=None):
-        return [target for target in self.state["targets"]
-                if engine_family is None or ("postgres" in target["engine"]) == (engine_family == "postgres")]
-
     def server(self, identifier):
         return next(entry for entry in self.state["servers"] if entry["identifier"] == identifier)
 

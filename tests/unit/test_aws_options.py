@@ -13,11 +13,9 @@ import sys
 import boto3
 import botocore.exceptions
 import pytest
-import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from botocore.stub import Stubber
 
-from ansible_collections.rdsiam.auth.plugins.doc_fragments.aws import ModuleDocFragment
 from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _common
 from ansible_collections.rdsiam.auth.plugins.module_utils._aws import (
     AWS_ARGUMENT_KWARGS,
@@ -42,21 +40,6 @@ TOKEN = 'IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN'
 ACCESS = 'AKIAIOSFODNN7EXAMPLE'
 ROLE_ARN = 'arn:aws:iam::123456789012:role/rdsiam-admin'
 STATIC = dict(access_key=ACCESS, secret_key=SECRET, region='eu-central-1')
-
-FALLBACK_ENV = sorted({name for spec in AWS_ARGUMENT_SPEC.values() if 'fallback' in spec for name in spec['fallback'][1]})
-
-
-@pytest.fixture(autouse=True)
-def isolated_aws(monkeypatch, tmp_path):
-    """No AWS variable, config file or instance metadata from the machine running the tests."""
-    for name in FALLBACK_ENV + ['AWS_CONFIG_FILE', 'AWS_SHARED_CREDENTIALS_FILE']:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv('AWS_CONFIG_FILE', str(tmp_path / 'config'))
-    monkeypatch.setenv('AWS_SHARED_CREDENTIALS_FILE', str(tmp_path / 'credentials'))
-    monkeypatch.setenv('AWS_EC2_METADATA_DISABLED', 'true')
-    _aws.clear_session_cache()
-    yield
-    _aws.clear_session_cache()
 
 
 def validate(params, with_kwargs=False):
@@ -428,28 +411,3 @@ def test_importing_the_helpers_does_not_import_heavy_libraries():
 
 def test_boto3_session_type():
     assert isinstance(aws_session(opts(**STATIC)), boto3.Session)
-
-
-# ---- doc fragment matches the spec ----
-
-def test_doc_fragment_matches_argument_spec():
-    documented = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)['options']
-    assert set(documented) == set(AWS_ARGUMENT_SPEC)
-    for name, spec in AWS_ARGUMENT_SPEC.items():
-        doc = documented[name]
-        assert doc['type'] == spec['type'], name
-        assert doc.get('default') == spec.get('default'), name
-        assert sorted(doc.get('aliases', [])) == sorted(spec.get('aliases', [])), name
-        assert doc['description'], name
-
-
-def test_plugins_fragment_env_matches_module_fallbacks_in_lookup_precedence():
-    plugins = yaml.safe_load(ModuleDocFragment.PLUGINS)['options']
-    assert set(plugins) == set(AWS_ARGUMENT_SPEC)
-    for name, spec in AWS_ARGUMENT_SPEC.items():
-        assert set(plugins[name]) <= {'env', 'vars'}, name
-        env_names = [entry['name'] for entry in plugins[name].get('env', [])]
-        module_names = list(spec['fallback'][1]) if 'fallback' in spec else []
-        # Plugin config lets the last listed variable win; env_fallback takes the first.
-        assert env_names == module_names[::-1], name
-        assert [entry['name'] for entry in plugins[name]['vars']] == ['rdsiam_aws_' + name.replace('aws_', '', 1)], name

@@ -14,7 +14,6 @@ import threading
 import psycopg2
 import pymysql
 import pytest
-import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from botocore.stub import Stubber
 from cryptography import x509
@@ -22,7 +21,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.rdsiam.auth.plugins.doc_fragments.db import ModuleDocFragment
 from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _db
 from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AwsCallError
 from ansible_collections.rdsiam.auth.plugins.module_utils._db import (
@@ -47,19 +45,6 @@ PASSWORD = "S3cr'et-p4ss"
 ENDPOINT = 'db1.abcdefghijkl.eu-central-1.rds.amazonaws.com'
 SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0123-AbCdEf'
 AWS = dict(access_key='AKIAIOSFODNN7EXAMPLE', secret_key='wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY', validate_certs=True)
-
-
-@pytest.fixture(autouse=True)
-def isolated_aws(monkeypatch, tmp_path):
-    for name in ('AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_PROFILE', 'AWS_DEFAULT_PROFILE', 'AWS_ACCESS_KEY_ID',
-                 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL', 'AWS_CA_BUNDLE'):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv('AWS_CONFIG_FILE', str(tmp_path / 'config'))
-    monkeypatch.setenv('AWS_SHARED_CREDENTIALS_FILE', str(tmp_path / 'credentials'))
-    monkeypatch.setenv('AWS_EC2_METADATA_DISABLED', 'true')
-    _aws.clear_session_cache()
-    yield
-    _aws.clear_session_cache()
 
 
 def validate(params):
@@ -567,14 +552,3 @@ def test_tls_warning():
         assert PASSWORD not in text
 
 
-# ---- doc fragment matches the spec ----
-
-def test_doc_fragment_matches_argument_spec():
-    documented = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)['options']
-    assert set(documented) == set(DB_ARGUMENT_SPEC)
-    for name, spec in DB_ARGUMENT_SPEC.items():
-        doc = documented[name]
-        assert doc['type'] == spec['type'], name
-        assert doc.get('default') == spec.get('default'), name
-        assert sorted(doc.get('aliases', [])) == sorted(spec.get('aliases', [])), name
-        assert doc.get('choices') == spec.get('choices'), name
