@@ -550,5 +550,3 @@ def test_tls_warning():
         text = tls_warning(login(ssl_mode=mode))
         assert text.startswith('ssl_mode=%s: ' % mode) and ENDPOINT in text and 'Set ssl_mode=verify-full' in text
         assert PASSWORD not in text
-
-
