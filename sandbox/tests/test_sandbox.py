@@ -218,6 +218,7 @@ def test_down_leaves_no_process_port_or_file_behind():
     from sandbox.pytest_plugin import private_state_dir
 
     state_dir = private_state_dir()
+    tmp_before = set(os.listdir("/tmp"))
     state = lifecycle.up(state_dir, specs=(fleet.DEFAULT_FLEET[0], fleet.DEFAULT_FLEET[2]))
     ports = [state["moto"]["port"]] + [entry["port"] for entry in state["servers"]]
     assert all(port_open("127.0.0.1", port) for port in ports)
@@ -227,4 +228,5 @@ def test_down_leaves_no_process_port_or_file_behind():
     assert _processes_mentioning(state_dir) == []
     assert _processes_mentioning(f"sandbox.moto_server 127.0.0.1 {state['moto']['port']}") == []
     assert not os.path.exists(state_dir)
+    assert sorted(set(os.listdir("/tmp")) - tmp_before - {os.path.basename(state_dir)}) == []
     assert lifecycle.down(state_dir, quiet=True) == []  # a second down is harmless

@@ -149,4 +149,3 @@ def test_shim_writes_the_master_username_and_a_fresh_password(aws):
     assert [value["username"] for value in values] == ["postgres", "admin2"]
     assert values[0]["password"] != values[1]["password"]
     assert all(len(value["password"]) >= 20 for value in values)
-
