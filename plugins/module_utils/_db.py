@@ -38,6 +38,7 @@ _ENGINE_NAMES = {
 }
 # libpq learnt sslrootcert=system in PostgreSQL 16.
 _LIBPQ_SYSTEM_ROOTCERT = 160000
+_TLS_FAILURE_RE = re.compile(r'certificate verify failed|SSL error: (?!.*does not match)', re.IGNORECASE)
 _RDS_CA_HINT = ('RDS instance and cluster certificates come from the Amazon RDS CA, which system trust stores do not include: '
                 'set ca_cert to the RDS bundle from https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem')
 
@@ -221,8 +222,10 @@ def connect_error_message(login, cause):
     if (login.endpoint, login.endpoint_port) != (login.host, login.port):
         target += ' (endpoint %s:%s)' % (login.endpoint, login.endpoint_port)
     detail = scrub_secret(cause, login.password).strip()
-    if not login.ca_cert and 'certificate verify failed' in detail:
-        detail += '. ' + _RDS_CA_HINT
+    if _TLS_FAILURE_RE.search(detail):
+        # Driver texts for a failed chain check vary ("certificate verify failed", "SSL error: ..."): name the fix.
+        detail += '. ' + (_RDS_CA_HINT if not login.ca_cert else
+                          "check that ca_cert '%s' holds the CA that signed the server certificate" % login.ca_cert)
     return "could not connect to %s at %s as user '%s' with ssl_mode=%s: %s" % (login.engine, target, login.user, login.ssl_mode, detail)
 
 
