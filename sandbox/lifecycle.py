@@ -3,12 +3,12 @@ import concurrent.futures
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 
 from sandbox import fleet, outputs
+from sandbox.localserver import terminate
 from sandbox.mariadb import MariaDbServer
 from sandbox.network import SandboxError, free_port, port_open, require_loopback, wait_for_port
 from sandbox.postgres import PostgresServer
@@ -73,9 +73,11 @@ def _start_moto(state_dir, host, port):
 
 
 def _check_traversable(path, user):
-    """A server running as another account must be able to reach its directory."""
+    """As root, the servers run as other accounts, which must be able to reach their directories."""
+    if os.geteuid() != 0:
+        return
     probe = subprocess.run(["runuser", "-u", user, "--", "test", "-x", path], capture_output=True, check=False)
-    if os.geteuid() == 0 and probe.returncode != 0:
+    if probe.returncode != 0:
         raise SandboxError(f"the '{user}' account cannot enter {path}; choose a state directory every account can "
                            "traverse with RDSIAM_SANDBOX_STATE (for example under /tmp)")
 
@@ -140,7 +142,7 @@ def up(state_dir=None, host=None, specs=fleet.DEFAULT_FLEET):
     os.makedirs(state_dir, mode=0o755)
     os.chmod(state_dir, 0o755)  # servers run as other accounts and must enter it
     moto_port = free_port(host)
-    state = {"state_dir": state_dir, "host": host, "region": fleet.REGION, "targets": [],
+    state = {"state_dir": state_dir, "host": host, "region": fleet.REGION, "targets": [], "programs": programs,
              "moto": {"port": moto_port, "endpoint_url": f"http://{host}:{moto_port}", "pid": None},
              "servers": _plan_servers(state_dir, host, specs)}
     _save_state(state_dir, state)
@@ -194,43 +196,18 @@ def unhealthy(state):
     return problems
 
 
-def _kill_group(pid):
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            if _is_zombie(pid):
-                return
-            time.sleep(0.05)
-
-
-def _is_zombie(pid):
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
-            return handle.read().split(")")[-1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
 def down(state_dir=None, quiet=False):
     """Stop every sandbox process and delete the state directory; returns the ports it freed."""
     state_dir = state_dir or default_state_dir()
     state = load_state(state_dir) or {}
-    programs = find_programs() if state.get("servers") else {}
-    servers = [_server(entry, programs) for entry in state.get("servers", [])]
+    # The paths found at up time: taking the sandbox down must never install anything.
+    servers = [_server(entry, state.get("programs")) for entry in state.get("servers", [])]
     if servers:
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(servers)) as pool:
             list(pool.map(lambda server: server.stop(), servers))
     ports = [(entry["host"], entry["port"]) for entry in state.get("servers", [])]
     if state.get("moto", {}).get("pid"):
-        _kill_group(state["moto"]["pid"])
+        terminate(state["moto"]["pid"], group=True, timeout=5)
         ports.append((state["host"], state["moto"]["port"]))
     shutil.rmtree(state_dir, ignore_errors=True)
     still_open = [f"{host}:{port}" for host, port in ports if port_open(host, port)]

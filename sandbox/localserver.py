@@ -1,6 +1,8 @@
-"""What the sandbox's PostgreSQL and MariaDB servers have in common: where they live and
-whether they run."""
+"""What the sandbox's PostgreSQL and MariaDB servers have in common: where they live,
+whether they run, and stopping a process for good."""
 import os
+import signal
+import time
 
 
 class LocalServer:
@@ -35,4 +37,28 @@ class LocalServer:
             return False
         except PermissionError:  # running as another account: it exists
             return True
+        return True
+
+
+def terminate(pid, group=False, timeout=20.0):
+    """SIGTERM pid (or its whole process group), then SIGKILL if it outlives timeout."""
+    send = os.killpg if group else os.kill
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            send(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _gone(pid):
+                return
+            time.sleep(0.05)
+
+
+def _gone(pid):
+    """True once pid has exited; a zombie (exited, parent not yet reaped it) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+            return handle.read().rsplit(")", 1)[-1].split()[0] == "Z"
+    except OSError:
         return True

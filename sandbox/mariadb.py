@@ -8,7 +8,7 @@ import os
 import secrets
 import subprocess
 
-from sandbox.localserver import LocalServer
+from sandbox.localserver import LocalServer, terminate
 from sandbox.network import SandboxError, wait_for_port
 from sandbox.prereqs import chown_tree
 
@@ -88,18 +88,4 @@ class MariaDbServer(LocalServer):
         pid = self.pid()
         if pid is None or not self.alive():
             return
-        os.kill(pid, 15)
-        _wait_gone(pid, timeout=20)
-
-
-def _wait_gone(pid, timeout):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    os.kill(pid, 9)
+        terminate(pid)

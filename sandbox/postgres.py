@@ -89,14 +89,16 @@ class PostgresServer(LocalServer):
         from psycopg2 import sql
 
         conn = self.admin_connection()
-        with conn.cursor() as cur:
-            for statement in _BOOTSTRAP_ROLES:
-                cur.execute(statement)
-            master = sql.Identifier(master_user)
-            cur.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE CREATEDB PASSWORD %s").format(master), (master_password,))
-            cur.execute(sql.SQL("GRANT rds_superuser TO {}").format(master))
-            cur.execute(sql.SQL("CREATE DATABASE app OWNER {}").format(master))
-        conn.close()
+        try:
+            with conn.cursor() as cur:
+                for statement in _BOOTSTRAP_ROLES:
+                    cur.execute(statement)
+                master = sql.Identifier(master_user)
+                cur.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE CREATEDB PASSWORD %s").format(master), (master_password,))
+                cur.execute(sql.SQL("GRANT rds_superuser TO {}").format(master))
+                cur.execute(sql.SQL("CREATE DATABASE app OWNER {}").format(master))
+        finally:
+            conn.close()
 
     def stop(self):
         if self.alive():
