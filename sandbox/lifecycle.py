@@ -65,7 +65,7 @@ def _server(entry, programs=None):
 
 def _start_moto(state_dir, host, port):
     log = open(os.path.join(state_dir, "moto.log"), "wb")  # pylint: disable=consider-using-with
-    process = subprocess.Popen([sys.executable, "-m", "sandbox.moto_server", host, str(port)], cwd=REPO_ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "sandbox.moto_server", host, str(port), state_dir], cwd=REPO_ROOT,
                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     wait_for_port(host, port, "moto server", timeout=60, alive=lambda: process.poll() is None)

@@ -1,4 +1,5 @@
-"""Run a moto server with the sandbox shims applied: python -m sandbox.moto_server HOST PORT."""
+"""Run a moto server with the sandbox shims applied: python -m sandbox.moto_server HOST PORT [STATE_DIR]."""
+import os
 import signal
 import sys
 import threading
@@ -19,6 +20,9 @@ def _preload_backends():
 
 def main(argv):
     host, port = require_loopback(argv[1]), int(argv[2])
+    if len(argv) > 3:
+        # Shims and the sandbox endpoints find the sandbox's state (servers, logs) here.
+        os.environ["RDSIAM_SANDBOX_STATE_DIR"] = argv[3]
     apply_shims()
     _preload_backends()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app

@@ -5,6 +5,7 @@ fixture start nothing.
 """
 import os
 import shutil
+import sys
 import tempfile
 
 import pytest
@@ -66,3 +67,10 @@ def sandbox_env(sandbox, monkeypatch):
     for name, value in sandbox.aws_env().items():
         monkeypatch.setenv(name, value)
     return sandbox
+
+
+def pytest_configure(config):
+    """RDSIAM_BUILD=/tmp/x (as with `make install RDSIAM_BUILD=/tmp/x`): test that private build."""
+    build = os.environ.get("RDSIAM_BUILD")
+    if build:
+        sys.path.insert(0, os.path.join(build, "collections"))

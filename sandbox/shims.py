@@ -100,11 +100,24 @@ SHIMS = (
 )
 
 
+# Shims for one area live in their own module, each exporting a SHIMS tuple.
+SHIM_MODULES = ("sandbox.shims_rds_params", "sandbox.shims_fleet")
+
+
+def all_shims():
+    import importlib
+
+    shims = list(SHIMS)
+    for name in SHIM_MODULES:
+        shims.extend(importlib.import_module(name).SHIMS)
+    return shims
+
+
 def apply_shims():
     """Patch moto in this process; safe to call more than once."""
     global _APPLIED
     if _APPLIED:
         return
-    for shim in SHIMS:
+    for shim in all_shims():
         shim()
     _APPLIED = True
