@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from sandbox import fleet, outputs
+from sandbox import fleet, mariadb_plugin, native_build, outputs, pam
 from sandbox.localserver import terminate
 from sandbox.mariadb import MariaDbServer
 from sandbox.network import SandboxError, free_port, port_open, require_loopback, wait_for_port
@@ -121,6 +121,32 @@ def _initialise(entry, programs, ca_path):
     return server
 
 
+VERIFY_PATH = "/_sandbox/verify"  # the verifier's route on the moto server (credentials_api.py, which imports moto)
+
+
+def _build_native_parts(specs, programs):
+    """The C parts this fleet needs, from the cache when nothing changed: {name: path}."""
+    kinds = {spec.server_kind for spec in specs}
+    built = {}
+    if "postgres" in kinds:
+        built["pam_module"], fresh = native_build.build_pam_module(programs["gcc"])
+        if fresh:
+            print(f"sandbox: built the PAM module ({built['pam_module']})", flush=True)
+    if "mariadb" in kinds:
+        built["mariadb_plugin"], fresh = mariadb_plugin.build_plugin(programs["mariadbd"], programs["gcc"])
+        if fresh:
+            print(f"sandbox: built {mariadb_plugin.PLUGIN_NAME} ({built['mariadb_plugin']})", flush=True)
+    return built
+
+
+def _install_iam_auth(server, native_parts, verify_url):
+    """Route the server's IAM logins to the verifier: PAM for PostgreSQL, the plugin for MariaDB."""
+    if isinstance(server, PostgresServer):
+        server.install_iam_auth(native_parts["pam_module"], verify_url)
+    else:
+        server.install_iam_plugin(native_parts["mariadb_plugin"], verify_url)
+
+
 def _start(server, target):
     server.start()
     server.bootstrap(target["master_username"], target["master_password"])
@@ -163,13 +189,18 @@ def _bring_up(state, specs, programs):
     tls_dir = os.path.join(state_dir, "tls")
     os.makedirs(tls_dir)
     ca_path = os.path.join(tls_dir, "ca.pem")
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(specs) + 1) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(specs) + 2) as pool:
         moto = pool.submit(_start_moto, state_dir, state["host"], state["moto"]["port"])
+        native = pool.submit(_build_native_parts, specs, programs)
         inits = [pool.submit(_initialise, entry, programs, ca_path) for entry in state["servers"]]
         state["moto"]["pid"] = moto.result()
         _save_state(state_dir, state)
         _register_fleet(state, specs)
         servers = [future.result() for future in inits]
+        native_parts = native.result()
+    verify_url = state["moto"]["endpoint_url"] + VERIFY_PATH
+    for server in servers:
+        _install_iam_auth(server, native_parts, verify_url)
     authority = CertificateAuthority.create(tls_dir)
     for entry, target in zip(state["servers"], state["targets"]):
         names = [target["endpoint"], *target["extra_names"], "localhost"]
@@ -210,6 +241,7 @@ def down(state_dir=None, quiet=False):
         terminate(state["moto"]["pid"], group=True, timeout=5)
         ports.append((state["host"], state["moto"]["port"]))
     shutil.rmtree(state_dir, ignore_errors=True)
+    pam.remove_orphaned_copies()
     still_open = [f"{host}:{port}" for host, port in ports if port_open(host, port)]
     if still_open:
         raise SandboxError(f"sandbox: still listening after down: {', '.join(still_open)}")

@@ -2,13 +2,17 @@
 
 RDS keeps rdsadmin@localhost for itself and gives the master user everything but SUPER,
 FILE and SHUTDOWN; the sandbox does the same. require_secure_transport stays OFF, the RDS
-default, so only accounts created with REQUIRE SSL refuse plaintext.
+default, so only accounts created with REQUIRE SSL refuse plaintext. The server loads the
+sandbox's AWSAuthenticationPlugin (sandbox/mariadb_plugin), so IAM users are created with the
+RDS statement and their tokens go to the sandbox verifier.
 """
 import os
 import secrets
+import shutil
 import subprocess
 
 from sandbox.localserver import LocalServer, terminate
+from sandbox.mariadb_plugin import PLUGIN_FILE
 from sandbox.network import SandboxError, wait_for_port
 from sandbox.prereqs import chown_tree
 
@@ -22,6 +26,7 @@ _SERVER_OPTIONS = (
     "--require-secure-transport=OFF",
     "--tls-version=TLSv1.2,TLSv1.3",
 )
+_STOCK_PLUGIN_DIR = "/usr/lib/mysql/plugin"  # Debian's; --plugin-dir replaces it, so its plugins are linked in
 
 
 class MariaDbServer(LocalServer):
@@ -29,6 +34,7 @@ class MariaDbServer(LocalServer):
         super().__init__(*args, **kwargs)
         self.socket = os.path.join(self.run_dir, "mysqld.sock")
         self.tmp_dir = os.path.join(self.directory, "tmp")  # not /tmp: parallel servers collide there
+        self.plugin_dir = os.path.join(self.directory, "plugin")
         self.cert_path = self.key_path = self.ca_path = None
         self.admin_password = None
 
@@ -46,12 +52,35 @@ class MariaDbServer(LocalServer):
         if result.returncode != 0:
             raise SandboxError(f"{self.name}: mariadb-install-db failed: {(result.stderr or result.stdout).strip()[-2000:]}")
 
+    def install_iam_plugin(self, plugin_path, verify_url):
+        """Give this server a plugin directory of its own: a copy of the AWSAuthenticationPlugin it
+        can read as its own account, the stock plugins linked in, and where the verifier listens."""
+        os.makedirs(self.plugin_dir, exist_ok=True)
+        if os.path.isdir(_STOCK_PLUGIN_DIR):
+            for name in os.listdir(_STOCK_PLUGIN_DIR):
+                link = os.path.join(self.plugin_dir, name)
+                if name != PLUGIN_FILE and not os.path.lexists(link):
+                    os.symlink(os.path.join(_STOCK_PLUGIN_DIR, name), link)
+        shutil.copy2(plugin_path, os.path.join(self.plugin_dir, PLUGIN_FILE))
+        with open(os.path.join(self.plugin_dir, "verify_url"), "w", encoding="utf-8") as handle:
+            handle.write(verify_url + "\n")
+        chown_tree(self.plugin_dir, self.os_user)
+
+    def _plugin_options(self):
+        try:
+            with open(os.path.join(self.plugin_dir, "verify_url"), encoding="utf-8") as handle:
+                verify_url = handle.read().strip()
+        except FileNotFoundError:
+            return []
+        return [f"--plugin-dir={self.plugin_dir}", f"--plugin-load-add={PLUGIN_FILE}", "--awsauthenticationplugin=FORCE",
+                f"--awsauthenticationplugin-verify-url={verify_url}", f"--awsauthenticationplugin-target={self.name}"]
+
     def server_argv(self):
         """The mariadbd command line; options go here, not in a my.cnf install-db also reads."""
         argv = [self.programs["mariadbd"], "--no-defaults", f"--datadir={self.data}", f"--tmpdir={self.tmp_dir}", f"--port={self.port}",
                 f"--bind-address={self.host}", f"--socket={self.socket}", f"--pid-file={self.pid_file}",
                 f"--log-error={self.log}", f"--ssl-ca={self.ca_path}", f"--ssl-cert={self.cert_path}",
-                f"--ssl-key={self.key_path}", *_SERVER_OPTIONS]
+                f"--ssl-key={self.key_path}", *_SERVER_OPTIONS, *self._plugin_options()]
         if os.geteuid() == 0:
             argv.append(f"--user={self.os_user}")
         return argv
@@ -60,7 +89,20 @@ class MariaDbServer(LocalServer):
         with open(os.devnull, "wb") as devnull:
             process = subprocess.Popen(self.server_argv(), stdin=devnull, stdout=devnull, stderr=devnull,
                                        start_new_session=True)
-        wait_for_port(self.host, self.port, f"MariaDB {self.name}", alive=lambda: process.poll() is None)
+        try:
+            wait_for_port(self.host, self.port, f"MariaDB {self.name}", alive=lambda: process.poll() is None)
+        except SandboxError as exc:
+            raise SandboxError(f"{exc}:\n{self._log_tail()}") from None
+
+    def _log_tail(self, lines=8):
+        """The errors at the end of the log, where mariadbd says why it stopped (a plugin it could not load, say)."""
+        try:
+            with open(self.log, encoding="utf-8", errors="replace") as handle:
+                logged = handle.readlines()
+        except OSError:
+            return f"(no log at {self.log})"
+        errors = [line for line in logged if "[ERROR]" in line]
+        return "".join((errors or logged)[-lines:]).rstrip()
 
     def admin_connection(self):
         """rdsadmin@localhost over the local socket, for the sandbox's own set-up."""

@@ -5,8 +5,10 @@ CREATEROLE/CREATEDB and membership in rds_superuser. The sandbox does the same, 
 works here does not rely on superuser powers it will not have on RDS.
 """
 import os
+import shutil
 import subprocess
 
+from sandbox import pam
 from sandbox.localserver import LocalServer
 from sandbox.network import SandboxError, wait_for_port
 from sandbox.prereqs import chown_tree, run_as
@@ -17,7 +19,9 @@ _BOOTSTRAP_ROLES = (
     "CREATE ROLE rds_password NOLOGIN",
     "CREATE ROLE rds_replication NOLOGIN",
     "GRANT pg_signal_backend, pg_monitor, pg_read_all_settings TO rds_superuser",
-    "GRANT rds_iam, rds_password, rds_replication TO rds_superuser WITH ADMIN OPTION",
+    # Not rds_iam: on PostgreSQL 15 that would make the master an indirect member, and pg_hba
+    # would send it to PAM. CREATEROLE already lets the master grant rds_iam, as on RDS.
+    "GRANT rds_password, rds_replication TO rds_superuser WITH ADMIN OPTION",
 )
 
 _SERVER_SETTINGS = {
@@ -36,10 +40,15 @@ _SERVER_SETTINGS = {
 def pg_hba(force_ssl):
     """pg_hba.conf lines: rdsadmin over the local socket only, everyone else over TCP.
 
-    With force_ssl (rds.force_ssl=1, the RDS default from PostgreSQL 15) a plaintext TCP
-    login is refused, as on RDS; issue-level IAM routing adds its own lines later.
+    Members of rds_iam log in only over TLS and only with an IAM token, checked through PAM
+    (sandbox/pam.py), whatever force_ssl says; as on RDS, they have no password login.
+    With force_ssl (rds.force_ssl=1, the RDS default from PostgreSQL 15) any other plaintext
+    TCP login is refused too; other roles log in with scram passwords.
     """
-    lines = ["local all rdsadmin trust", "hostssl all all 127.0.0.1/32 scram-sha-256"]
+    lines = ["local all rdsadmin trust",
+             f"hostssl all +rds_iam 127.0.0.1/32 pam pamservice={pam.SERVICE}",
+             "hostnossl all +rds_iam 0.0.0.0/0 reject",
+             "hostssl all all 127.0.0.1/32 scram-sha-256"]
     lines.append("hostnossl all all 0.0.0.0/0 reject" if force_ssl else "hostnossl all all 127.0.0.1/32 scram-sha-256")
     return "\n".join(lines) + "\n"
 
@@ -49,8 +58,10 @@ class PostgresServer(LocalServer):
         super().__init__(*args, **kwargs)
         self.pid_file = os.path.join(self.data, "postmaster.pid")
 
-    def _run(self, argv):
-        result = subprocess.run(run_as(self.os_user, argv), capture_output=True, text=True, check=False)
+    def _run(self, argv, env=None):
+        """argv as the server account; env goes through env(1) so runuser's own PAM never sees it."""
+        prefix = ["env", *(f"{key}={value}" for key, value in sorted(env.items()))] if env else []
+        result = subprocess.run(run_as(self.os_user, prefix + argv), capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise SandboxError(f"{self.name}: {os.path.basename(argv[0])} failed: {(result.stderr or result.stdout).strip()}")
 
@@ -73,9 +84,22 @@ class PostgresServer(LocalServer):
         with open(os.path.join(self.data, "pg_hba.conf"), "w", encoding="utf-8") as hba:
             hba.write(pg_hba(force_ssl))
 
+    def install_iam_auth(self, pam_module_path, verify_url):
+        """Let rds_iam members in through PAM and the verifier (a private copy of the module the server account can read)."""
+        lib_dir = os.path.join(self.directory, "lib")
+        os.makedirs(lib_dir, exist_ok=True)
+        module = shutil.copy2(pam_module_path, os.path.join(lib_dir, os.path.basename(pam_module_path)))
+        pam.write_service(self.directory, module, verify_url, self.name)
+        chown_tree(self.directory, self.os_user)
+
     def start(self):
-        self._run([self.programs["pg_ctl"], "-D", self.data, "-l", self.log, "-w", "-t", "30", "start"])
+        self._run([self.programs["pg_ctl"], "-D", self.data, "-l", self.log, "-w", "-t", "30", "start"],
+                  env=pam.wrapper_env(self.directory, self.programs))
         wait_for_port(self.host, self.port, f"PostgreSQL {self.name}", alive=self.alive)
+
+    def reload(self):
+        """Make the running server re-read pg_hba.conf and postgresql.conf (takes effect a moment later)."""
+        self._run([self.programs["pg_ctl"], "-D", self.data, "reload"])
 
     def admin_connection(self):
         """A superuser connection over the local socket, for the sandbox's own set-up."""
@@ -104,3 +128,4 @@ class PostgresServer(LocalServer):
         if self.alive():
             subprocess.run(run_as(self.os_user, [self.programs["pg_ctl"], "-D", self.data, "-m", "immediate", "-w", "stop"]),
                            capture_output=True, check=False)
+        pam.remove_runtime_copies(self.directory)

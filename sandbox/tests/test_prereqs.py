@@ -1,4 +1,6 @@
-"""The fresh-machine path: missing server programs are installed from Debian's archive once."""
+"""The fresh-machine path: missing server programs, PAM parts and the compiler are installed from Debian's archive once."""
+import os
+
 import pytest
 
 from sandbox import prereqs
@@ -31,8 +33,8 @@ def test_missing_servers_are_installed_after_one_apt_update(machine, capsys):
     found = prereqs.find_programs()
     assert set(found) == set(prereqs._PACKAGES)  # pylint: disable=protected-access
     assert [cmd[:2] for cmd in machine["commands"]] == [["apt-get", "update"], ["apt-get", "install"]]
-    assert {"postgresql-15", "mariadb-server"} <= set(machine["commands"][1])
-    assert "installing mariadb-server postgresql-15" in capsys.readouterr().out
+    assert {"postgresql-15", "mariadb-server", "libpam-wrapper", "libpam0g-dev", "gcc", "libc6-dev"} <= set(machine["commands"][1])
+    assert "installing gcc libc6-dev libpam-wrapper libpam0g-dev mariadb-server postgresql-15 from" in capsys.readouterr().out
     machine["present"].clear()
     prereqs.find_programs()
     assert [cmd[:2] for cmd in machine["commands"]].count(["apt-get", "update"]) == 1
@@ -40,7 +42,22 @@ def test_missing_servers_are_installed_after_one_apt_update(machine, capsys):
 
 def test_without_root_it_says_what_to_run(machine):
     machine["root"] = False
-    machine["present"].update({"initdb", "pg_ctl", "postgres"})
-    with pytest.raises(SandboxError, match=r"sudo apt-get install -y mariadb-server"):
+    machine["present"].update(name for name, package in prereqs._PACKAGES.items()  # pylint: disable=protected-access
+                              if package not in ("mariadb-server", "libpam-wrapper"))
+    with pytest.raises(SandboxError, match=r"sudo apt-get install -y libpam-wrapper mariadb-server'"):
         prereqs.find_programs()
     assert machine["commands"] == []
+
+
+def test_only_the_missing_pam_wrapper_is_installed(machine):
+    machine["present"].update(name for name in prereqs._PACKAGES if name != "libpam_wrapper.so")  # pylint: disable=protected-access
+    prereqs.find_programs()
+    assert machine["commands"][-1][-1:] == ["libpam-wrapper"] and len(machine["commands"]) == 2
+
+
+def test_libraries_and_headers_are_found_where_debian_puts_them():
+    found = prereqs.find_programs(("libpam_wrapper.so", "stdio.h", "security/pam_modules.h", "gcc"))
+    assert found["libpam_wrapper.so"].endswith("/libpam_wrapper.so")
+    assert found["stdio.h"] == "/usr/include/stdio.h"
+    assert found["security/pam_modules.h"] == "/usr/include/security/pam_modules.h"
+    assert os.access(found["gcc"], os.X_OK)
