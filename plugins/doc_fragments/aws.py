@@ -94,6 +94,16 @@ options:
       - At most 50 tags; keys up to 128 and values up to 256 characters; values must be strings.
       - Requires O(assume_role_arn).
     type: dict
+  credential_cache:
+    description:
+      - Whether to keep the temporary credentials of O(assume_role_arn) between tasks, as the AWS CLI does, in a file
+        readable only by the user under C($XDG_CACHE_HOME/rdsiam.auth) (default C(~/.cache/rdsiam.auth)).
+      - Cached credentials are used until five minutes before they expire; the cache entry is specific to the role, session
+        name, external id, session tags, source access key and O(endpoint_url).
+      - Set to V(false) to call STS C(AssumeRole) in every task instead. Tokens and passwords are never cached.
+      - If not set, the E(RDSIAM_CREDENTIAL_CACHE) environment variable is used.
+    type: bool
+    default: true
 notes:
   - Credentials are resolved once per run for each distinct set of options and reused by every AWS client of that run.
   - AWS calls retry with botocore's V(standard) retry mode and identify themselves with the C(rdsiam.auth) user agent.
@@ -168,4 +178,9 @@ options:
   session_tags:
     vars:
       - name: rdsiam_aws_session_tags
+  credential_cache:
+    env:
+      - name: RDSIAM_CREDENTIAL_CACHE
+    vars:
+      - name: rdsiam_aws_credential_cache
 """

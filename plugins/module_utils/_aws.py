@@ -13,7 +13,7 @@ from __future__ import annotations
 # boto3 and botocore are imported inside functions only: importing this file must stay cheap
 # for modules that never talk to AWS.
 
-import getpass
+import datetime
 import hashlib
 import hmac
 import json
@@ -24,6 +24,21 @@ from urllib.parse import urlparse
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.rdsiam.auth.plugins.module_utils import _credential_cache
+from ansible_collections.rdsiam.auth.plugins.module_utils._credential_cache import (  # noqa: F401 pylint: disable=unused-import
+    assume_role_params,
+    default_role_session_name,  # importable from here as before
+)
+# Region rules live with the token signer (the lookup's fast path imports only that); these names stay importable here.
+from ansible_collections.rdsiam.auth.plugins.module_utils._token import (  # noqa: F401 pylint: disable=unused-import
+    RDS_DNS_SUFFIXES,
+    Credentials as AwsCredentials,
+    REGION_RE,
+    TokenTargetError,
+    region_from_rds_hostname,
+    region_is_plausible,
+    signing_region,
+)
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import (
     USER_AGENT_EXTRA,
     RdsIamError,
@@ -51,6 +66,8 @@ AWS_ARGUMENT_SPEC = dict(
     role_session_name=dict(type='str'),
     external_id=dict(type='str'),
     session_tags=dict(type='dict'),
+    # Assumed-role credentials are kept in a 0600 file between tasks unless this is false.
+    credential_cache=dict(type='bool', default=True, fallback=(env_fallback, ['RDSIAM_CREDENTIAL_CACHE'])),
 )
 
 # Options that only make sense together with assume_role_arn.
@@ -65,12 +82,8 @@ AWS_ARGUMENT_KWARGS = dict(
 _SECRET_OPTIONS = ('secret_key', 'session_token')
 _STATIC_CREDENTIALS = ('access_key', 'secret_key', 'session_token')
 
-# Plausible region names: us-east-1, eu-central-2, cn-north-1, us-gov-west-1, us-isob-east-1.
-REGION_RE = re.compile(r'^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$')
-_RDS_HOSTNAME_RE = re.compile(r'\.([a-z]{2}(?:-[a-z]+)+-\d{1,2})\.rds\.amazonaws\.com(?:\.cn)?\.?$')
 _ROLE_ARN_RE = re.compile(r'^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$')
 _SESSION_NAME_RE = re.compile(r'^[\w+=,.@-]{2,64}$')
-_SESSION_NAME_BAD_CHARS_RE = re.compile(r'[^\w+=,.@-]')
 _EXTERNAL_ID_RE = re.compile(r'^[\w+=,.@:/-]{2,1224}$')
 
 # STS AssumeRole limits for session tags.
@@ -91,22 +104,16 @@ class AwsCallError(RdsIamError):
     """An AWS API call failed."""
 
 
+class NoCredentialsError(AwsOptionsError):
+    """No credential source yielded AWS credentials."""
+
+
 def _boto3():
     return import_library('boto3', reason='to call AWS APIs')
 
 
 def _botocore(submodule):
     return import_library('botocore.' + submodule, 'botocore', reason='to call AWS APIs')
-
-
-def region_is_plausible(region):
-    return bool(REGION_RE.match(region or ''))
-
-
-def region_from_rds_hostname(hostname):
-    """The region in an RDS/Aurora/Proxy endpoint (``*.REGION.rds.amazonaws.com[.cn]``), or None."""
-    match = _RDS_HOSTNAME_RE.search((hostname or '').lower())
-    return match.group(1) if match else None
 
 
 def region_from_arn(arn):
@@ -198,27 +205,6 @@ def _check_session_tags(options):
     return problems
 
 
-def default_role_session_name(user=None):
-    """rdsiam-auth-<local user>, limited to the characters and length STS accepts, so CloudTrail shows who ran it."""
-    if user is None:
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):  # no passwd entry, e.g. an arbitrary uid in a container
-            user = 'unknown'
-    return _SESSION_NAME_BAD_CHARS_RE.sub('-', 'rdsiam-auth-' + user)[:64]
-
-
-def assume_role_params(options):
-    """The STS AssumeRole request for the options (pure, so it is testable without AWS)."""
-    params = dict(RoleArn=options['assume_role_arn'],
-                  RoleSessionName=options.get('role_session_name') or default_role_session_name())
-    if options.get('external_id'):
-        params['ExternalId'] = options['external_id']
-    if options.get('session_tags'):
-        params['Tags'] = [{'Key': key, 'Value': value} for key, value in sorted(options['session_tags'].items())]
-    return params
-
-
 # Sessions resolve credentials once (profile files, IMDS, STS); a module that builds several
 # clients should pay for that once. The key holds no secret: secret values enter only through an
 # HMAC with a per-process random key, so a changed secret still gets its own session.
@@ -226,8 +212,13 @@ _SESSION_CACHE = {}
 _CACHE_HMAC_KEY = os.urandom(32)
 
 
+# Assumed-role credentials by cache key, so several terms or clients in one process call STS (or read the file) once.
+_ASSUMED_IN_PROCESS = {}
+
+
 def clear_session_cache():
     _SESSION_CACHE.clear()
+    _ASSUMED_IN_PROCESS.clear()
 
 
 def _session_cache_key(options):
@@ -271,23 +262,94 @@ def _base_session(options):
 
 
 def _assume_role(base_session, options):
-    """Call STS AssumeRole once; return a session on the temporary credentials and when to refresh them."""
-    exceptions = _botocore('exceptions')
-    params = assume_role_params(options)
-    try:
-        sts = aws_client(options, 'sts', session=base_session)
-        credentials = sts.assume_role(**params)['Credentials']
-    except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
-        raise AwsCallError(aws_error_message(exc, 'sts:AssumeRole', params['RoleArn'])) from exc
+    """A session on the role's temporary credentials (from the on-disk cache or STS) and when to refresh it."""
+    credentials = _assumed_role_credentials(options, base_session)
     session = _boto3().Session(
-        aws_access_key_id=credentials['AccessKeyId'],
-        aws_secret_access_key=credentials['SecretAccessKey'],
-        aws_session_token=credentials['SessionToken'],
+        aws_access_key_id=credentials.access_key,
+        aws_secret_access_key=credentials.secret_key,
+        aws_session_token=credentials.session_token,
         region_name=options.get('region') or base_session.region_name,
     )
-    expiration = credentials.get('Expiration')
-    refresh_at = expiration.timestamp() - _EXPIRY_MARGIN_SECONDS if hasattr(expiration, 'timestamp') else None
+    refresh_at = credentials.expiration.timestamp() - _EXPIRY_MARGIN_SECONDS if credentials.expiration else None
     return session, refresh_at
+
+
+def resolve_credentials(options):
+    """Frozen AwsCredentials for signing. Static keys and fresh cached assumed-role credentials need no botocore import;
+    anything else goes through botocore's chain (profiles, role chains, SSO, container and instance roles) once per process."""
+    check_aws_options(options)
+    if options.get('assume_role_arn'):
+        return _assumed_role_credentials(options)
+    return _static_credentials(options) or _chain_credentials(aws_session(options))
+
+
+def _static_credentials(options):
+    if options.get('access_key') and options.get('secret_key'):
+        return AwsCredentials(options['access_key'], options['secret_key'], options.get('session_token') or None, None, 'options')
+    return None
+
+
+def _chain_credentials(session):
+    """The session's credentials, frozen now (botocore refreshes temporary ones as needed), or NoCredentialsError."""
+    exceptions = _botocore('exceptions')
+    try:
+        credentials = session.get_credentials()
+        frozen = credentials.get_frozen_credentials() if credentials is not None else None
+    except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
+        # A profile's role chain, SSO login or credential_process failed: say so with AWS's error, not a stack.
+        raise AwsCallError(aws_error_message(exc, 'credential resolution', 'the AWS credential chain')) from None
+    if frozen is None or not frozen.access_key:
+        raise NoCredentialsError(_no_credentials_message(session))
+    expiry = getattr(credentials, '_expiry_time', None)  # RefreshableCredentials only; botocore has no public accessor
+    return AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token or None, expiry, getattr(credentials, 'method', None))
+
+
+def _no_credentials_message(session):
+    try:
+        resolver = session._session.get_component('credential_provider')  # pylint: disable=protected-access
+        tried = [provider.METHOD for provider in resolver.providers]
+    except (AttributeError, KeyError):
+        tried = ['env', 'shared-credentials-file', 'config-file', 'container-role', 'iam-role']
+    profile = session.profile_name or 'default'
+    return ('no AWS credentials found: tried the access_key/secret_key options, then botocore\'s credential chain (%s) with '
+            "profile '%s': set access_key and secret_key (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), set profile to a profile "
+            'that has credentials, or run where a container or instance role is available' % (', '.join(tried), profile))
+
+
+def _assumed_role_credentials(options, base_session=None):
+    """The role's credentials: from the on-disk cache while they stay fresh, otherwise from one STS AssumeRole call."""
+    params = assume_role_params(options)
+    source = _static_credentials(options)
+    if source is None:
+        base_session = base_session or _base_session(options)
+        source = _chain_credentials(base_session)
+    key, cached = _credential_cache.cached_credentials(options, source.access_key)
+    remembered = _ASSUMED_IN_PROCESS.get(key)
+    if remembered and _fresh(remembered.expiration):
+        return remembered
+    credentials = cached
+    if credentials is None:
+        issued = _call_assume_role(base_session or _base_session(options), options, params)
+        if options.get('credential_cache') is not False and isinstance(issued.get('Expiration'), datetime.datetime):
+            _credential_cache.save(key, issued)
+        credentials = _credential_cache.sts_credentials(issued, 'assume-role')
+    if len(_ASSUMED_IN_PROCESS) >= _MAX_CACHED_SESSIONS:
+        _ASSUMED_IN_PROCESS.clear()
+    _ASSUMED_IN_PROCESS[key] = credentials
+    return credentials
+
+
+def _fresh(expiration):
+    return expiration is not None and expiration.timestamp() - time.time() > _EXPIRY_MARGIN_SECONDS
+
+
+def _call_assume_role(base_session, options, params):
+    exceptions = _botocore('exceptions')
+    try:
+        sts = aws_client(options, 'sts', session=base_session)
+        return sts.assume_role(**params)['Credentials']
+    except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
+        raise AwsCallError(aws_error_message(exc, 'sts:AssumeRole', params['RoleArn'])) from None
 
 
 def tls_verify_setting(options):

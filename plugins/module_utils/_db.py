@@ -23,8 +23,10 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._aws import (
     aws_client,
     aws_error_message,
     region_from_arn,
-    region_from_rds_hostname,
+    resolve_credentials,
+    signing_region,
 )
+from ansible_collections.rdsiam.auth.plugins.module_utils._token import TokenTargetError, generate_db_auth_token
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError, import_library
 
 SSL_MODES = ('disable', 'require', 'verify-ca', 'verify-full')
@@ -182,17 +184,14 @@ def read_login_secret(aws_options, secret_id):
 
 
 def generate_iam_token(aws_options, hostname, port, user):
-    """A 15-minute IAM auth token for user@hostname:port, signed with the region from aws options or the host name."""
-    exceptions = import_library('botocore.exceptions', 'botocore', reason='to generate an IAM auth token')
-    region = aws_options.get('region') or region_from_rds_hostname(hostname)
-    if not region:
-        raise DbOptionsError("no region to sign the IAM token for endpoint '%s': set region (or AWS_REGION), or set endpoint "
-                             'to the RDS host name (*.REGION.rds.amazonaws.com)' % hostname)
-    client = aws_client(dict(aws_options, region=region), 'rds')
+    """A 15-minute IAM auth token for user@hostname:port, signed for the region in the RDS host name (a token signed for
+    another region never works), else the region from the AWS options."""
     try:
-        return client.generate_db_auth_token(DBHostname=hostname, Port=port, DBUsername=user, Region=region)
-    except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
-        raise AwsCallError(aws_error_message(exc, 'rds:GenerateDBAuthToken', '%s@%s:%s' % (user, hostname, port))) from exc
+        region = signing_region(hostname, aws_options.get('region'), region_is_explicit=False)
+    except TokenTargetError as exc:
+        raise DbOptionsError('no region to sign the IAM token: %s' % exc) from None
+    credentials = resolve_credentials(dict(aws_options, region=region))
+    return generate_db_auth_token(credentials.access_key, credentials.secret_key, credentials.session_token, hostname, port, user, region)
 
 
 def tls_warning(login):

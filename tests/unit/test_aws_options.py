@@ -16,7 +16,7 @@ import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from botocore.stub import Stubber
 
-from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _common
+from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _common, _credential_cache
 from ansible_collections.rdsiam.auth.plugins.module_utils._aws import (
     AWS_ARGUMENT_KWARGS,
     AWS_ARGUMENT_SPEC,
@@ -40,6 +40,12 @@ TOKEN = 'IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN'
 ACCESS = 'AKIAIOSFODNN7EXAMPLE'
 ROLE_ARN = 'arn:aws:iam::123456789012:role/rdsiam-admin'
 STATIC = dict(access_key=ACCESS, secret_key=SECRET, region='eu-central-1')
+
+
+@pytest.fixture(autouse=True)
+def private_credential_cache(monkeypatch, tmp_path):
+    """Assumed-role credentials are cached on disk between runs: each test gets its own cache directory."""
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'xdg-cache'))
 
 
 def validate(params, with_kwargs=False):
@@ -103,8 +109,8 @@ def test_aliases_resolve(alias, option):
 
 def test_spec_defaults():
     params = opts()
-    assert params['validate_certs'] is True
-    assert all(params[name] is None for name in AWS_ARGUMENT_SPEC if name != 'validate_certs')
+    assert params['validate_certs'] is True and params['credential_cache'] is True
+    assert all(params[name] is None for name in AWS_ARGUMENT_SPEC if name not in ('validate_certs', 'credential_cache'))
 
 
 def test_required_together_keys():
@@ -303,7 +309,7 @@ def test_assume_role_sends_tags_external_id_and_session_name(sts_stub):
 
 
 def test_assume_role_default_session_name_is_sanitised_local_user(sts_stub, monkeypatch):
-    monkeypatch.setattr(_aws.getpass, 'getuser', lambda: 'jane doe#1')
+    monkeypatch.setattr(_credential_cache.getpass, 'getuser', lambda: 'jane doe#1')
     sts_stub.stubs.append(('add_response', ('assume_role', _credentials('ASIATEMPORARYKEY01'),
                                             {'RoleArn': ROLE_ARN, 'RoleSessionName': 'rdsiam-auth-jane-doe-1'})))
     aws_session(opts(assume_role_arn=ROLE_ARN, **STATIC))
@@ -316,7 +322,7 @@ def test_default_session_name_rules(monkeypatch):
 
     def no_passwd_entry():
         raise KeyError('getpwuid(): uid not found: 12345')
-    monkeypatch.setattr(_aws.getpass, 'getuser', no_passwd_entry)
+    monkeypatch.setattr(_credential_cache.getpass, 'getuser', no_passwd_entry)
     assert default_role_session_name() == 'rdsiam-auth-unknown'
 
 
@@ -369,6 +375,14 @@ def test_aws_error_message_for_other_errors():
     ('c1.cluster-ro-abcdefghijkl.us-gov-west-1.rds.amazonaws.com', 'us-gov-west-1'),
     ('px.proxy-abcdefghijkl.cn-north-1.rds.amazonaws.com.cn', 'cn-north-1'),
     ('DB1.ABC.US-EAST-2.RDS.AMAZONAWS.COM', 'us-east-2'),
+    ('db1.abcdefghijkl.us-gov-east-1.rds.amazonaws.com.', 'us-gov-east-1'),
+    ('db1.abcdefghijkl.us-iso-east-1.rds.c2s.ic.gov', 'us-iso-east-1'),
+    ('db1.abcdefghijkl.us-isob-east-1.rds.sc2s.sgov.gov', 'us-isob-east-1'),
+    ('db1.abcdefghijkl.eu-isoe-west-1.rds.cloud.adc-e.uk', 'eu-isoe-west-1'),
+    ('db1.abcdefghijkl.us-isof-south-1.rds.csp.hci.ic.gov', 'us-isof-south-1'),
+    ('db1.abcdefghijkl.eusc-de-east-1.rds.amazonaws.eu', 'eusc-de-east-1'),
+    ('db1.abcdefghijkl.eu-west-1.rds.amazonaws.com.evil.example', None),
+    ('eu-west-1.rds.amazonaws.com', None),
     ('db.internal.example.com', None),
     ('127.0.0.1', None),
     (None, None),
@@ -411,3 +425,117 @@ def test_importing_the_helpers_does_not_import_heavy_libraries():
 
 def test_boto3_session_type():
     assert isinstance(aws_session(opts(**STATIC)), boto3.Session)
+
+
+# ---- signing region ----
+
+ENDPOINT = 'db1.abcdefghijkl.eu-west-1.rds.amazonaws.com'
+
+
+def test_signing_region_from_host_name():
+    assert _aws.signing_region(ENDPOINT) == 'eu-west-1'
+    assert _aws.signing_region(ENDPOINT, 'eu-west-1') == 'eu-west-1'
+
+
+def test_explicit_region_contradicting_the_host_name_is_an_error():
+    with pytest.raises(_aws.TokenTargetError) as err:
+        _aws.signing_region(ENDPOINT, 'us-east-1')
+    assert str(err.value) == ("region 'us-east-1' contradicts endpoint '%s', which is in eu-west-1: a token signed for another "
+                              'region never works; remove region or set it to eu-west-1' % ENDPOINT)
+
+
+def test_region_from_the_environment_gives_way_to_the_host_name():
+    assert _aws.signing_region(ENDPOINT, 'us-east-1', region_is_explicit=False) == 'eu-west-1'
+
+
+def test_custom_host_name_needs_a_region_and_says_rds_wants_the_real_endpoint():
+    assert _aws.signing_region('db.corp.example', 'eu-west-1') == 'eu-west-1'
+    with pytest.raises(_aws.TokenTargetError, match=r"endpoint 'db.corp.example' is not an RDS host name .*set region.*CNAME.*real RDS endpoint"):
+        _aws.signing_region('db.corp.example')
+
+
+def test_implausible_region_for_a_custom_host_name():
+    with pytest.raises(_aws.TokenTargetError, match="region 'moon-1' is not an AWS region name"):
+        _aws.signing_region('db.corp.example', 'moon-1')
+
+
+# ---- credentials for signing ----
+
+def test_static_credentials_need_no_botocore():
+    code = ('import sys\n'
+            'from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _token\n'
+            'c = _aws.resolve_credentials({"access_key": "AKIAX", "secret_key": "s", "session_token": "t"})\n'
+            '_token.generate_db_auth_token(c.access_key, c.secret_key, c.session_token, "h.example", 5432, "u", "us-east-1")\n'
+            'print(c.source, sorted(m for m in ("boto3", "botocore") if m in sys.modules))\n')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == 'options []'
+
+
+def test_empty_session_token_counts_as_none():
+    credentials = _aws.resolve_credentials(opts(access_key=ACCESS, secret_key=SECRET, session_token=''))
+    assert (credentials.access_key, credentials.session_token, credentials.source) == (ACCESS, None, 'options')
+
+
+def test_credentials_repr_hides_the_secrets():
+    credentials = _aws.resolve_credentials(opts(access_key=ACCESS, secret_key=SECRET, session_token=TOKEN))
+    assert SECRET not in repr(credentials) and TOKEN not in str(credentials) and ACCESS in repr(credentials)
+
+
+def test_profile_credentials_come_from_the_chain(tmp_path):
+    (tmp_path / 'credentials').write_text('[dev]\naws_access_key_id = AKIAPROFILEKEY\naws_secret_access_key = profile-secret\n')
+    credentials = _aws.resolve_credentials(opts(profile='dev', region='eu-west-1'))
+    assert (credentials.access_key, credentials.secret_key, credentials.source) == ('AKIAPROFILEKEY', 'profile-secret',
+                                                                                    'shared-credentials-file')
+
+
+def test_no_credentials_names_every_source_tried():
+    with pytest.raises(_aws.NoCredentialsError) as err:
+        _aws.resolve_credentials(opts(region='eu-west-1'))
+    message = str(err.value)
+    for source in ('access_key/secret_key options', 'env', 'shared-credentials-file', 'config-file', 'sso', 'container-role',
+                   'iam-role', "profile 'default'"):
+        assert source in message, source
+
+
+def test_failing_role_chain_in_a_profile_is_an_aws_call_error(tmp_path):
+    # source_profile without credentials: botocore raises while resolving; the message names it, without a traceback.
+    (tmp_path / 'config').write_text('[profile chained]\nrole_arn = %s\nsource_profile = missing\n' % ROLE_ARN)
+    with pytest.raises((AwsCallError, AwsOptionsError), match='credential|profile'):
+        _aws.resolve_credentials(opts(profile='chained', region='eu-west-1'))
+
+
+def test_assumed_role_credentials_for_signing(sts_stub):
+    sts_stub.stubs.append(('add_response', ('assume_role', _credentials('ASIAFORSIGNING0001'))))
+    credentials = _aws.resolve_credentials(opts(assume_role_arn=ROLE_ARN, **STATIC))
+    assert (credentials.access_key, credentials.session_token, credentials.source) == ('ASIAFORSIGNING0001', 'tmp-token', 'assume-role')
+    assert credentials.expiration.tzinfo is not None
+
+
+def test_assumed_role_credentials_come_from_the_file_cache_in_the_next_process(sts_stub):
+    sts_stub.stubs.append(('add_response', ('assume_role', _credentials('ASIACACHEDKEY00001'))))
+    options = opts(assume_role_arn=ROLE_ARN, session_tags={'userName': 'alice'}, **STATIC)
+    first = _aws.resolve_credentials(options)
+    _aws.clear_session_cache()  # as in a new Ansible worker process
+    sts_stub.stubs[:] = [('add_client_error', ('assume_role', 'Throttling', 'must not be called'))]
+    second = _aws.resolve_credentials(options)
+    assert (first.access_key, second.access_key, second.source) == ('ASIACACHEDKEY00001', 'ASIACACHEDKEY00001', 'assume-role (cached)')
+    assert len(sts_stub.stubbers) == 1
+    # Modules share the cache through aws_session.
+    assert aws_session(options).get_credentials().access_key == 'ASIACACHEDKEY00001'
+
+
+def test_credential_cache_opt_out_calls_sts_every_time(sts_stub):
+    options = opts(assume_role_arn=ROLE_ARN, credential_cache=False, **STATIC)
+    sts_stub.stubs.append(('add_response', ('assume_role', _credentials('ASIAUNCACHEDKEY001'))))
+    _aws.resolve_credentials(options)
+    assert _aws.resolve_credentials(options).access_key == 'ASIAUNCACHEDKEY001'  # same process: remembered
+    _aws.clear_session_cache()  # a new Ansible worker process
+    sts_stub.stubs[:] = [('add_response', ('assume_role', _credentials('ASIAUNCACHEDKEY002')))]
+    assert _aws.resolve_credentials(options).access_key == 'ASIAUNCACHEDKEY002'
+    assert not os.path.exists(os.path.join(os.environ['XDG_CACHE_HOME'], 'rdsiam.auth'))
+
+
+def test_credential_cache_opt_out_from_the_environment(monkeypatch):
+    monkeypatch.setenv('RDSIAM_CREDENTIAL_CACHE', 'false')
+    assert opts()['credential_cache'] is False

@@ -237,54 +237,57 @@ def test_secret_aws_error_names_operation_and_secret(secrets_client):
 
 # ---- IAM token ----
 
-class FakeRdsClient:
-    def __init__(self):
-        self.calls = []
-
-    def generate_db_auth_token(self, **kwargs):
-        self.calls.append(kwargs)
-        return 'TOKEN-FOR-' + kwargs['DBUsername']
-
-
 @pytest.fixture
-def rds_client(monkeypatch):
-    fake = FakeRdsClient()
-    fake.options = []
+def signer(monkeypatch):
+    """Records what _db hands to the collection's presigner (whose bytes tests/unit/test_token.py checks)."""
+    calls = []
+    real = _db.generate_db_auth_token
 
-    def fake_aws_client(options, service, session=None):
-        fake.options.append((dict(options), service))
-        return fake
+    def recording(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(_db, 'aws_client', fake_aws_client)
-    return fake
+    monkeypatch.setattr(_db, 'generate_db_auth_token', recording)
+    return calls
 
 
-def test_token_is_signed_for_endpoint_and_endpoint_port_with_region_from_host(rds_client):
+def test_token_is_signed_for_endpoint_and_endpoint_port_with_region_from_host(signer):
     result = resolve_db_login(opts(login_host='127.0.0.1', login_port=15432, endpoint=ENDPOINT, endpoint_port=5432,
                                    login_user='iam_admin', login_iam=True), 'postgres', dict(AWS))
-    assert rds_client.calls == [dict(DBHostname=ENDPOINT, Port=5432, DBUsername='iam_admin', Region='eu-central-1')]
-    assert rds_client.options[0][1] == 'rds' and rds_client.options[0][0]['region'] == 'eu-central-1'
-    assert (result.password, result.auth, result.host, result.port) == ('TOKEN-FOR-iam_admin', 'iam', '127.0.0.1', 15432)
+    assert signer == [(AWS['access_key'], AWS['secret_key'], None, ENDPOINT, 5432, 'iam_admin', 'eu-central-1')]
+    assert (result.auth, result.host, result.port) == ('iam', '127.0.0.1', 15432)
+    assert result.password.startswith(ENDPOINT + ':5432/?Action=connect&DBUser=iam_admin&')
 
 
-def test_token_region_from_aws_options_wins(rds_client):
+def test_token_region_from_host_name_wins_over_an_options_region(signer):
+    # A token signed for another region than the endpoint's never works; AWS_REGION often names another one.
     resolve_db_login(opts(endpoint=ENDPOINT, login_user='u', login_iam=True), 'mysql', dict(AWS, region='us-west-2'))
-    assert rds_client.calls[0]['Region'] == 'us-west-2' and rds_client.calls[0]['Port'] == 3306
+    assert signer[0][6] == 'eu-central-1' and signer[0][4] == 3306
 
 
-def test_token_without_any_region_is_an_options_error(rds_client):
-    with pytest.raises(DbOptionsError, match="no region to sign the IAM token for endpoint 'db.internal'"):
+def test_token_region_from_options_for_a_custom_host_name(signer):
+    resolve_db_login(opts(endpoint='db.internal', login_user='u', login_iam=True), 'postgres', dict(AWS, region='us-west-2'))
+    assert signer[0][3] == 'db.internal' and signer[0][6] == 'us-west-2'
+
+
+def test_token_with_session_token_signs_it(signer):
+    resolve_db_login(opts(endpoint=ENDPOINT, login_user='u', login_iam=True), 'postgres', dict(AWS, session_token='tok'))
+    assert signer[0][2] == 'tok'
+
+
+def test_token_without_any_region_is_an_options_error(signer):
+    with pytest.raises(DbOptionsError, match="no region to sign the IAM token: endpoint 'db.internal' is not an RDS host name"):
         resolve_db_login(opts(endpoint='db.internal', login_user='u', login_iam=True), 'postgres', dict(AWS))
-    assert not rds_client.calls
+    assert not signer
 
 
-def test_token_without_login_user_is_an_options_error(rds_client):
+def test_token_without_login_user_is_an_options_error(signer):
     with pytest.raises(DbOptionsError, match='login_user is not set'):
         resolve_db_login({'endpoint': ENDPOINT, 'login_iam': True}, 'postgres', dict(AWS))
 
 
-def test_real_botocore_token_shape():
-    # generate_db_auth_token signs locally: no network, and the result is the real presigned form.
+def test_real_token_shape():
+    # Signing is local: no network, and the result is the real presigned form.
     result = resolve_db_login(opts(endpoint=ENDPOINT, endpoint_port=5432, login_host='127.0.0.1', login_port=6000,
                                    login_user='iam_admin', login_iam=True), 'postgres', dict(AWS))
     assert result.password.startswith(ENDPOINT + ':5432/?Action=connect&DBUser=iam_admin&')
@@ -292,9 +295,9 @@ def test_real_botocore_token_shape():
     assert 'X-Amz-Expires=900' in result.password
 
 
-def test_token_failure_is_an_aws_call_error(monkeypatch):
-    monkeypatch.setenv('AWS_SHARED_CREDENTIALS_FILE', '/nonexistent')
-    with pytest.raises(AwsCallError, match=r'rds:GenerateDBAuthToken on u@%s:5432 failed: NoCredentialsError' % re.escape(ENDPOINT)):
+def test_token_without_credentials_names_the_sources_tried(monkeypatch):
+    with pytest.raises(_aws.NoCredentialsError, match=r"no AWS credentials found: tried the access_key/secret_key options, then "
+                                                      r"botocore's credential chain \(env, .*iam-role\)"):
         resolve_db_login(opts(endpoint=ENDPOINT, login_user='u', login_iam=True), 'postgres', {})
 
 
