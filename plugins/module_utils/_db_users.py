@@ -1,0 +1,157 @@
+# Copyright: Contributors to the rdsiam.auth project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+# This is a private helper of the rdsiam.auth collection, for internal use only.
+# Its names and behaviour may change without notice; do not import it from other collections.
+#
+# What the PostgreSQL and MySQL/MariaDB user planners share: the per-user option set, turning
+# module parameters into a list of desired users, the plan and result shapes, running a plan
+# (or only rendering it in check mode), and telling the server family from its first bytes.
+
+import collections
+import socket
+import struct
+
+from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
+
+USER_OPTION_SPEC = dict(
+    name=dict(type='str', required=True),
+    state=dict(type='str', default='present', choices=['present', 'absent']),
+    roles=dict(type='list', elements='str'),
+    privileges=dict(type='raw'),
+    host=dict(type='str'),
+    connection_limit=dict(type='int'),
+)
+ENGINES = ('auto', 'postgres', 'mysql', 'mariadb')
+
+# A statement and its bound values; sql is a DB-API "format" template when params is not None.
+Statement = collections.namedtuple('Statement', 'sql params')
+
+
+class UserSyncError(RdsIamError):
+    """The desired users cannot be applied; nothing was written (str(exc) names the objects and the fix)."""
+
+
+class UserPlan:
+    """Statements to run in order, the per-user results they produce, and diff before/after per user."""
+
+    def __init__(self):
+        self.statements = []
+        self.users = []
+        self.before = {}
+        self.after = {}
+
+    def add(self, sql, params=None):
+        self.statements.append(Statement(sql, params))
+
+    @property
+    def changed(self):
+        return bool(self.statements)
+
+
+def new_user_result(name, host=None):
+    """The per-user entry of the module's `users` return value, with nothing done yet."""
+    result = dict(name=name, created=False, converted=False, roles_granted=[], roles_revoked=[],
+                  privileges_granted={}, privileges_revoked={}, dropped=False)
+    if host is not None:
+        result['host'] = host
+    return result
+
+
+def _dedupe(items):
+    return list(dict.fromkeys(items or []))
+
+
+def desired_users(params):
+    """The `users` list, or the single top-level user, as dicts with every USER_OPTION_SPEC key set.
+
+    Raises UserSyncError for an empty request or a user listed twice, which would make the result ambiguous.
+    """
+    if params.get('users'):
+        entries = params['users']
+    elif params.get('name'):
+        entries = [dict((key, params.get(key)) for key in USER_OPTION_SPEC)]
+    else:
+        raise UserSyncError('no user given: set users (a list) or name (one user)')
+    users, seen = [], set()
+    for entry in entries:
+        user = dict((key, entry.get(key)) for key in USER_OPTION_SPEC)
+        user['state'] = user['state'] or 'present'
+        user['roles'] = _dedupe(user['roles'])
+        if user['connection_limit'] is not None and user['connection_limit'] < -1:
+            raise UserSyncError("user %s: connection_limit %d is not valid: use -1 (no limit) or a number >= 0"
+                                % (ascii(user['name']), user['connection_limit']))
+        key = (user['name'], user['host'])
+        if key in seen:
+            raise UserSyncError('user %s is listed twice: list each user once' % ascii(user['name']))
+        seen.add(key)
+        users.append(user)
+    return users
+
+
+def render_statement(cursor, statement):
+    """The statement as the server receives it (values bound by the driver), for `queries`."""
+    if statement.params is None:
+        return statement.sql
+    text = cursor.mogrify(statement.sql, statement.params)
+    return text.decode('utf-8') if isinstance(text, bytes) else text
+
+
+def execute_plan(cursor, plan, check_mode, driver_error, failure_note, tolerate=None):
+    """Run the plan's statements (none in check mode); returns the rendered statements either way.
+
+    A statement the server refuses raises UserSyncError naming it, its position and failure_note
+    (what became of the statements before it); tolerate(statement, exc) may let it pass instead.
+    """
+    queries = [render_statement(cursor, statement) for statement in plan.statements]
+    if check_mode:
+        return queries
+    for index, statement in enumerate(plan.statements):
+        try:
+            cursor.execute(statement.sql, statement.params)
+        except driver_error as exc:
+            if tolerate and tolerate(statement, exc):
+                continue
+            raise UserSyncError('statement %d of %d failed: %s; the server said: %s. %s'
+                                % (index + 1, len(plan.statements), queries[index], str(exc).strip(), failure_note(index))) from None
+    return queries
+
+
+def module_result(plan, queries, engine, diff):
+    """The module's return value for an executed (or check-mode) plan."""
+    result = dict(changed=plan.changed, engine=engine, users=plan.users, queries=queries)
+    if diff:
+        result['diff'] = dict(before=plan.before, after=plan.after)
+    return result
+
+
+def probe_engine_family(host, port, timeout):
+    """'postgres' or 'mysql' for the server at host:port, from its first reply; sends no credentials.
+
+    A MySQL/MariaDB server greets first; a PostgreSQL server answers an SSLRequest with one byte.
+    """
+    ssl_request = struct.pack('!ii', 8, 80877103)
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(ssl_request)
+            reply = sock.recv(64)
+    except OSError as exc:
+        raise UserSyncError('engine auto: could not reach %s:%s to detect the database engine (%s): '
+                            'check login_host/login_port, or set engine' % (host, port, exc)) from None
+    return classify_first_reply(reply, host, port)
+
+
+def classify_first_reply(reply, host, port):
+    if reply in (b'S', b'N'):
+        return 'postgres'
+    if len(reply) > 5 and reply[3] == 0 and reply[4] in (9, 10):
+        return 'mysql'
+    raise UserSyncError('engine auto: the server at %s:%s answered neither like PostgreSQL nor like MySQL/MariaDB: '
+                        'set engine to postgres, mysql or mariadb' % (host, port))
+
+
+def mysql_dialect(server_version):
+    """'mariadb' or 'mysql' from the server's version string (MariaDB says so, e.g. 10.11.9-MariaDB)."""
+    return 'mariadb' if 'mariadb' in (server_version or '').lower() else 'mysql'

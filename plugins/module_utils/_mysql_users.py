@@ -1,0 +1,630 @@
+# Copyright: Contributors to the rdsiam.auth project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+# This is a private helper of the rdsiam.auth collection, for internal use only.
+# Its names and behaviour may change without notice; do not import it from other collections.
+#
+# IAM database users on MySQL and MariaDB: parse privileges in community.mysql's
+# "db.table:PRIV1,PRIV2/db2.*:ALL" form, read the state of every listed account in a fixed number
+# of queries (grant tables and information_schema, not one SHOW GRANTS per user), and plan the
+# statements. DDL commits implicitly here, so everything is validated before the first write.
+
+import collections
+import re
+
+from ansible_collections.rdsiam.auth.plugins.module_utils._common import import_library
+from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import UserPlan, UserSyncError, execute_plan, new_user_result
+from ansible_collections.rdsiam.auth.plugins.module_utils._identifiers import (
+    IdentifierError,
+    check_mysql_host,
+    check_mysql_user,
+    escape_mysql_db_pattern,
+    quote_mysql_ident,
+    unescape_mysql_db_pattern,
+)
+
+IAM_PLUGIN = 'AWSAuthenticationPlugin'
+DEFAULT_HOST = '%'
+# Accounts RDS (or the server) keeps for itself: never created, converted or dropped here.
+RESERVED_USERS = frozenset((
+    'rdsadmin', 'rdsrepladmin', 'rdsproxyadmin', 'rds_superuser_role', 'mysql.sys', 'mysql.session', 'mysql.infoschema',
+    'mariadb.sys', 'root',
+))
+
+# A grant level: db is None for *.*; table is None for db.*. For db.* the db is the pattern as the
+# grant tables store it (_ and % escaped), for db.table the plain name.
+Level = collections.namedtuple('Level', 'db table')
+GLOBAL = Level(None, None)
+
+ALL = 'ALL PRIVILEGES'
+GRANT_OPTION = 'GRANT OPTION'
+# What GRANT ALL gives at each level on both MySQL 8 and MariaDB 10.x (newer servers add more,
+# which only makes the held set larger); ALL counts as held when all of these are.
+TABLE_ALL = frozenset(('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'CREATE', 'DROP', 'REFERENCES', 'INDEX', 'ALTER',
+                       'CREATE VIEW', 'SHOW VIEW', 'TRIGGER'))
+SCHEMA_ALL = TABLE_ALL | frozenset(('CREATE TEMPORARY TABLES', 'LOCK TABLES', 'EXECUTE', 'CREATE ROUTINE',
+                                    'ALTER ROUTINE', 'EVENT'))
+STATIC_PRIVILEGES = SCHEMA_ALL | frozenset((
+    'RELOAD', 'SHUTDOWN', 'PROCESS', 'FILE', 'SHOW DATABASES', 'SUPER', 'REPLICATION SLAVE', 'REPLICATION CLIENT',
+    'CREATE USER', 'CREATE TABLESPACE', 'CREATE ROLE', 'DROP ROLE', 'DELETE HISTORY', 'BINLOG ADMIN', 'BINLOG MONITOR',
+    'BINLOG REPLAY', 'CONNECTION ADMIN', 'FEDERATED ADMIN', 'READ_ONLY ADMIN', 'REPLICATION MASTER ADMIN',
+    'REPLICATION SLAVE ADMIN', 'REPLICA MONITOR', 'SLAVE MONITOR', 'SET USER', 'SHOW CREATE ROUTINE',
+))
+# MySQL 8 dynamic privileges (BACKUP_ADMIN, ...) are single upper-case words joined by underscores.
+_DYNAMIC_PRIVILEGE = re.compile(r'^[A-Z]+(?:_[A-Z]+)+$')
+_ALIASES = {'ALL': ALL, 'GRANT': GRANT_OPTION, 'REPLICA': 'REPLICATION SLAVE'}
+
+
+# ---- privileges: parsing and normalisation ----
+
+def _split_object(text):
+    """'db.table' -> (db, table). Backticks quote names holding dots (`` is a backtick); unquoted parts are stripped."""
+    parts, current, quoted, was_quoted, index = [], [], False, False, 0
+    text = text.strip()
+    while index < len(text):
+        char = text[index]
+        if char == '`' and quoted and text[index + 1:index + 2] == '`':
+            current.append('`')
+            index += 2
+            continue
+        if char == '`':
+            quoted, was_quoted = not quoted, True
+        elif char == '.' and not quoted:
+            parts.append(''.join(current) if was_quoted else ''.join(current).strip())
+            current, was_quoted = [], False
+        else:
+            current.append(char)
+        index += 1
+    parts.append(''.join(current) if was_quoted else ''.join(current).strip())
+    if quoted or len(parts) != 2 or not all(parts):
+        raise UserSyncError("privileges: '%s' is not db.table, db.* or *.*: quote names holding dots with backticks" % text)
+    return parts[0], parts[1]
+
+
+def _level(text):
+    db, table = _split_object(text)
+    if db == '*':
+        if table != '*':
+            raise UserSyncError("privileges: '%s' is not valid: a table needs a database (db.table)" % text)
+        return GLOBAL
+    try:
+        quote_mysql_ident(db, 'database')
+        if table != '*':
+            quote_mysql_ident(table, 'table')
+    except IdentifierError as exc:
+        raise UserSyncError('privileges: %s' % exc) from None
+    return Level(escape_mysql_db_pattern(db), None) if table == '*' else Level(db, table)
+
+
+def normalise_privilege(name, engine):
+    """Upper case, single spaces, aliases resolved; UserSyncError for anything that is not a privilege name."""
+    text = ' '.join(str(name).upper().split())
+    text = _ALIASES.get(text, text)
+    if '(' in text:
+        raise UserSyncError("privileges: column privileges such as '%s' are not supported: grant on the table or "
+                            'through a role' % name)
+    if text in STATIC_PRIVILEGES or text in (ALL, GRANT_OPTION, 'USAGE'):
+        return text
+    if engine == 'mysql' and _DYNAMIC_PRIVILEGE.match(text):
+        return text
+    raise UserSyncError("privileges: '%s' is not a %s privilege: check the spelling" % (name, 'MySQL' if engine == 'mysql' else 'MariaDB'))
+
+
+def _privilege_list(value, engine, level_text):
+    items = value.split(',') if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise UserSyncError("privileges for '%s' must be a comma-separated string or a list" % level_text)
+    privileges = set(normalise_privilege(item, engine) for item in items if str(item).strip())
+    privileges.discard('USAGE')  # USAGE means "no privilege"
+    return privileges
+
+
+def parse_privileges(value, engine):
+    """{Level: set of privilege names} from 'db.table:P1,P2/db2.*:ALL' or a dict {'db.table': 'P1,P2' or [..]}."""
+    if value in (None, '', {}):
+        return {}
+    if isinstance(value, str):
+        pairs = []
+        for entry in value.split('/'):
+            if not entry.strip():
+                continue
+            if ':' not in entry:
+                raise UserSyncError("privileges: '%s' has no ':' between the object and its privileges (db.table:PRIV1,PRIV2)" % entry)
+            obj, privs = entry.rsplit(':', 1)
+            pairs.append((obj, privs))
+    elif isinstance(value, dict):
+        pairs = list(value.items())
+    else:
+        raise UserSyncError('privileges must be a string (db.table:PRIV1,PRIV2/db2.*:ALL) or a dict of db.table to privileges')
+    parsed = {}
+    for obj, privs in pairs:
+        level = _level(str(obj))
+        privileges = _privilege_list(privs, engine, obj)
+        if ALL in privileges and level == GLOBAL:
+            raise UserSyncError('privileges: ALL on *.* is not supported: the RDS master user cannot grant it; list the '
+                                'global privileges needed')
+        parsed.setdefault(level, set()).update(privileges)
+    return parsed
+
+
+def level_text(level):
+    """db.table as people write it (the name, not the stored pattern)."""
+    if level == GLOBAL:
+        return '*.*'
+    if level.table is None:
+        name = unescape_mysql_db_pattern(level.db)
+        return '%s.*' % (level.db if name is None else name)
+    return '%s.%s' % (level.db, level.table)
+
+
+def _on_clause(level):
+    """ON target for GRANT/REVOKE, ready for a DB-API template (% doubled)."""
+    if level == GLOBAL:
+        text = '*.*'
+    elif level.table is None:
+        text = '`%s`.*' % level.db.replace('`', '``')
+    else:
+        text = '%s.%s' % (quote_mysql_ident(level.db, 'database'), quote_mysql_ident(level.table, 'table'))
+    return text.replace('%', '%%')
+
+
+# ---- reading the server ----
+
+def _in_list(count):
+    return '(%s)' % ', '.join(['%s'] * count)
+
+
+def _grantee(user, host):
+    # information_schema writes grantees as 'user'@'host' without escaping.
+    return "'%s'@'%s'" % (user, host)
+
+
+def read_state(cursor, dialect, users):
+    """Everything the planner needs about the listed accounts, their roles and objects, in at most seven queries."""
+    cursor.execute('SELECT CURRENT_USER()')
+    admin = cursor.fetchone()[0].rsplit('@', 1)[0]
+    names = sorted(set([user['name'] for user in users] + [role for user in users for role in user['roles']]))
+    accounts = _read_accounts(cursor, dialect, names)
+    keys = [(user['name'], user['host'] or DEFAULT_HOST) for user in users]
+    state = dict(admin=admin, accounts=accounts, role_grants=_read_role_grants(cursor, dialect, keys),
+                 privileges=_read_privileges(cursor, keys), objects=_read_objects(cursor, users, dialect))
+    state['default_roles'] = _read_default_roles(cursor, dialect, keys, accounts)
+    return state
+
+
+def _read_accounts(cursor, dialect, names):
+    # MariaDB keeps roles and the single default role in mysql.user; MySQL has separate tables for both.
+    # MySQL roles are accounts; CREATE ROLE leaves them locked and without credentials, which is how to tell them apart.
+    extra = 'is_role, default_role' if dialect == 'mariadb' else "IF(account_locked = 'Y' AND authentication_string = '', 'Y', 'N'), ''"
+    cursor.execute('SELECT User, Host, plugin, ssl_type, max_user_connections, %s FROM mysql.user WHERE User IN %s'
+                   % (extra, _in_list(len(names))), names)
+    accounts = {}
+    for user, host, plugin, ssl_type, max_conn, is_role, default_role in cursor.fetchall():
+        accounts[(_text(user), _text(host))] = dict(plugin=_text(plugin), ssl_type=_text(ssl_type), connection_limit=int(max_conn),
+                                                    is_role=_text(is_role) == 'Y', default_role=_text(default_role))
+    return accounts
+
+
+def _text(value):
+    return value.decode('utf-8') if isinstance(value, bytes) else (value if value is not None else '')
+
+
+def _read_role_grants(cursor, dialect, keys):
+    users = sorted(set(user for user, _host in keys))
+    if dialect == 'mariadb':
+        cursor.execute('SELECT User, Host, Role FROM mysql.roles_mapping WHERE User IN %s' % _in_list(len(users)), users)
+    else:
+        cursor.execute('SELECT TO_USER, TO_HOST, FROM_USER FROM mysql.role_edges WHERE TO_USER IN %s' % _in_list(len(users)), users)
+    grants = {}
+    for user, host, role in cursor.fetchall():
+        grants.setdefault((_text(user), _text(host)), set()).add(_text(role))
+    return grants
+
+
+def _read_default_roles(cursor, dialect, keys, accounts):
+    """{account: set of default role names}."""
+    if dialect == 'mariadb':
+        return dict((key, {account['default_role']}) for key, account in accounts.items() if account['default_role'])
+    users = sorted(set(user for user, _host in keys))
+    cursor.execute('SELECT USER, HOST, DEFAULT_ROLE_USER FROM mysql.default_roles WHERE USER IN %s' % _in_list(len(users)), users)
+    defaults = {}
+    for user, host, role in cursor.fetchall():
+        defaults.setdefault((_text(user), _text(host)), set()).add(_text(role))
+    return defaults
+
+
+def _read_privileges(cursor, keys):
+    grantees = sorted(set(_grantee(user, host) for user, host in keys))
+    where = 'WHERE GRANTEE IN %s' % _in_list(len(grantees))
+    cursor.execute(
+        "SELECT GRANTEE, NULL, NULL, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES %s "
+        "UNION ALL SELECT GRANTEE, TABLE_SCHEMA, NULL, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.SCHEMA_PRIVILEGES %s "
+        "UNION ALL SELECT GRANTEE, TABLE_SCHEMA, TABLE_NAME, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.TABLE_PRIVILEGES %s"
+        % (where, where, where), grantees * 3)
+    by_grantee = dict((_grantee(user, host), (user, host)) for user, host in keys)
+    privileges = {}
+    for grantee, db, table, privilege, grantable in cursor.fetchall():
+        key = by_grantee.get(_text(grantee))  # the IN match may be case-insensitive; this one is exact
+        if key is None:
+            continue
+        level = Level(_text(db) if db is not None else None, _text(table) if table is not None else None)
+        held = privileges.setdefault(key, {}).setdefault(level, set())
+        if _text(privilege) != 'USAGE':
+            held.add(_text(privilege))
+        if _text(grantable) == 'YES':
+            held.add(GRANT_OPTION)
+    return privileges
+
+
+def _wanted_objects(users, dialect):
+    databases, tables = set(), set()
+    for user in users:
+        if user['state'] != 'present':
+            continue
+        try:
+            levels = parse_privileges(user['privileges'], dialect)
+        except UserSyncError:
+            continue  # reported by the planner, with the user's name
+        for level in levels:
+            if level == GLOBAL:
+                continue
+            if level.table is None:
+                databases.add(unescape_mysql_db_pattern(level.db))
+            else:
+                databases.add(level.db)
+                tables.add((level.db, level.table))
+    return sorted(databases), sorted(tables)
+
+
+def _read_objects(cursor, users, dialect):
+    """The databases and tables named in privileges that exist: {('db', None), ('db', 'table')}."""
+    databases, tables = _wanted_objects(users, dialect)
+    if not databases:
+        return set()
+    sql = 'SELECT SCHEMA_NAME, NULL FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN %s' % _in_list(len(databases))
+    params = list(databases)
+    if tables:
+        sql += (' UNION ALL SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE (TABLE_SCHEMA, TABLE_NAME) IN (%s)'
+                % ', '.join(['(%s, %s)'] * len(tables)))
+        params.extend(part for pair in tables for part in pair)
+    cursor.execute(sql, params)
+    return set((_text(db), _text(table) if table is not None else None) for db, table in cursor.fetchall())
+
+
+def read_sessions(cursor, names):
+    """{user name: [connection ids]} of live sessions, for terminate_sessions."""
+    if not names:
+        return {}
+    cursor.execute('SELECT ID, USER FROM information_schema.PROCESSLIST WHERE USER IN %s AND ID <> CONNECTION_ID()'
+                   % _in_list(len(names)), sorted(names))
+    sessions = {}
+    for conn_id, user in cursor.fetchall():
+        if _text(user) in names:
+            sessions.setdefault(_text(user), []).append(int(conn_id))
+    return sessions
+
+
+# ---- planning ----
+
+# Every account statement costs the server a rewrite of its privilege tables (about 3 ms each on MariaDB), so
+# statements that differ only in the account are sent once for up to BATCH_SIZE accounts. Each user's statements
+# follow the phase order below, so running all of one phase before the next keeps every user's order.
+BATCH_SIZE = 100
+PHASE_ACCOUNT, PHASE_ROLES, PHASE_DEFAULT_ROLE, PHASE_PRIVILEGES, PHASE_DROP, PHASE_KILL = range(6)
+ACCOUNT_SQL = '%s@%s'
+
+
+class BatchedPlan(UserPlan):
+    """A UserPlan whose account statements are merged across users: GRANT x TO a, b, c instead of three GRANTs."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def add_for_account(self, phase, head, account, tail='', fixed=(), batch=True, item=ACCOUNT_SQL):
+        """head + item (the account) + tail, fixed params first; batch=False keeps it one account per statement."""
+        key = (phase, head, tail, tuple(fixed), item) if batch else (phase, head, tail, tuple(fixed), item, tuple(account))
+        self.ops.append((key, list(account)))
+
+    def add_plain(self, phase, sql):
+        self.ops.append(((phase, sql, None, None, None, len(self.ops)), None))
+
+    def finish(self):
+        groups = {}
+        for key, account in self.ops:
+            groups.setdefault(key, []).append(account)
+        for key in sorted(groups, key=lambda entry: entry[0]):  # stable: first-seen order within a phase
+            head, tail, fixed, item = key[1:5]
+            if tail is None:
+                self.add(head)
+                continue
+            accounts = groups[key]
+            for start in range(0, len(accounts), BATCH_SIZE):
+                chunk = accounts[start:start + BATCH_SIZE]
+                self.add(head + ', '.join([item] * len(chunk)) + tail, list(fixed) + [part for account in chunk for part in account])
+
+
+def _account_params(user, host):
+    return [user, host]
+
+
+def _role_sql(dialect, role):
+    """A role in GRANT/REVOKE/SET DEFAULT ROLE: MariaDB roles have no host, MySQL roles are 'role'@'%'."""
+    return ('%s', [role]) if dialect == 'mariadb' else ('%s@%s', [role, DEFAULT_HOST])
+
+
+def _role_exists(state, dialect, role):
+    account = state['accounts'].get((role, '' if dialect == 'mariadb' else DEFAULT_HOST))
+    return bool(account and (account['is_role'] or dialect == 'mysql'))
+
+
+def _check_names(user, dialect):
+    check_mysql_user(user['name'], dialect)
+    check_mysql_host(user['host'] or DEFAULT_HOST)
+    for role in user['roles']:
+        check_mysql_user(role, dialect, 'role')
+
+
+def check_names(users, dialect):
+    """Refuse names the server cannot store before they reach a query (an emoji breaks even a SELECT on mysql.user)."""
+    problems = []
+    for user in users:
+        try:
+            _check_names(user, dialect)
+        except IdentifierError as exc:
+            problems.append('user %s@%s: %s' % (ascii(user['name']), ascii(user['host'] or DEFAULT_HOST), exc))
+    if problems:
+        raise UserSyncError('; '.join(problems) + '. Nothing was changed.')
+
+
+def _missing_objects(levels, objects):
+    missing = []
+    for level in levels:
+        if level == GLOBAL:
+            continue
+        if level.table is None:
+            name = unescape_mysql_db_pattern(level.db)
+            if (name, None) not in objects:
+                missing.append('database %s' % ascii(name))
+        elif (level.db, None) not in objects:
+            missing.append('database %s' % ascii(level.db))
+        elif (level.db, level.table) not in objects:
+            missing.append('table %s' % ascii('%s.%s' % (level.db, level.table)))
+    return missing
+
+
+def validate_users(users, dialect, state, options):
+    """({account: parsed privileges}, problems) for the whole request, before anything is written."""
+    problems, to_convert, parsed = [], [], {}
+    for user in users:
+        name, host = user['name'], user['host'] or DEFAULT_HOST
+        label = '%s@%s' % (ascii(name), ascii(host))
+        try:
+            _check_names(user, dialect)
+            parsed[(name, host)] = parse_privileges(user['privileges'], dialect) if user['state'] == 'present' else {}
+        except (IdentifierError, UserSyncError) as exc:
+            problems.append('user %s: %s' % (label, exc))
+            continue
+        if user['connection_limit'] is not None and user['connection_limit'] < 0:
+            problems.append('user %s: connection_limit must be 0 (no limit) or more on MySQL/MariaDB' % label)
+        if name == state['admin'] or name in RESERVED_USERS:
+            reason = 'the user this module is logged in as' if name == state['admin'] else 'reserved by RDS or the server'
+            problems.append('user %s is %s: it is never converted to IAM or dropped; remove it from the list' % (label, reason))
+            continue
+        current = state['accounts'].get((name, host))
+        same_name_role = state['accounts'].get((name, ''))  # MariaDB roles live in mysql.user with an empty host
+        if (current and current['is_role']) or (same_name_role and same_name_role['is_role']):
+            problems.append('user %s is a role, not a user: remove it from the list' % label)
+            continue
+        if user['state'] == 'absent':
+            continue
+        if current and current['plugin'] != IAM_PLUGIN and not options['convert_password_users']:
+            to_convert.append(label)
+        missing = ['role %s' % ascii(role) for role in user['roles'] if not _role_exists(state, dialect, role)]
+        missing += _missing_objects(parsed[(name, host)], state['objects'])
+        if missing:
+            problems.append('user %s: %s do(es) not exist: create them first or correct the names' % (label, ', '.join(missing)))
+    if to_convert:
+        problems.append('user(s) %s already log in with another authentication plugin (a password); switching them to IAM breaks '
+                        'whatever uses that password today: set convert_password_users to true to convert them' % ', '.join(to_convert))
+    return parsed, problems
+
+
+def _plan_account(plan, user, host, current, result):
+    account = _account_params(user['name'], host)
+    limit = user['connection_limit']
+    limit_clause = '' if limit is None else ' WITH MAX_USER_CONNECTIONS %d' % limit
+    if current is None:
+        # CREATE USER a IDENTIFIED WITH ... AS 'RDS', b IDENTIFIED WITH ... AS 'RDS' REQUIRE SSL: the auth clause is per account.
+        plan.add_for_account(PHASE_ACCOUNT, 'CREATE USER ', account, " REQUIRE SSL%s" % limit_clause,
+                             item="%%s@%%s IDENTIFIED WITH %s AS 'RDS'" % IAM_PLUGIN)
+        result['created'] = True
+        return
+    if current['plugin'] != IAM_PLUGIN:
+        plan.add_for_account(PHASE_ACCOUNT, 'ALTER USER ', account, " IDENTIFIED WITH %s AS 'RDS' REQUIRE SSL%s" % (IAM_PLUGIN, limit_clause),
+                             batch=False)
+        result['converted'] = True
+        return
+    changes = []
+    if current['ssl_type'] == '':  # ANY, X509 and SPECIFIED all require TLS already
+        changes.append('REQUIRE SSL')
+    if limit is not None and limit != current['connection_limit']:
+        changes.append(limit_clause.strip())
+    if changes:
+        plan.add_for_account(PHASE_ACCOUNT, 'ALTER USER ', account, ' ' + ' '.join(changes), batch=False)
+
+
+def _plan_roles(plan, dialect, user, host, state, options, result):
+    key = (user['name'], host)
+    account = _account_params(*key)
+    held = state['role_grants'].get(key, set())
+    for role in user['roles']:
+        if role not in held:
+            role_sql, role_params = _role_sql(dialect, role)
+            plan.add_for_account(PHASE_ROLES, 'GRANT %s TO ' % role_sql, account, fixed=role_params)
+            result['roles_granted'].append(role)
+    kept = set(user['roles'])
+    if options['grant_mode'] == 'exact':
+        for role in sorted(held - kept):
+            role_sql, role_params = _role_sql(dialect, role)
+            plan.add_for_account(PHASE_ROLES, 'REVOKE %s FROM ' % role_sql, account, fixed=role_params)
+            result['roles_revoked'].append(role)
+    else:
+        kept |= held
+    _plan_default_roles(plan, dialect, user, account, state['default_roles'].get(key, set()), kept, options)
+
+
+def _plan_default_roles(plan, dialect, user, account, defaults, roles_after, options):
+    """Roles only act once activated: make the listed roles the default ones (MariaDB allows one: the first listed)."""
+    if user['roles']:
+        wanted = {user['roles'][0]} if dialect == 'mariadb' else roles_after
+    elif options['grant_mode'] == 'exact':
+        wanted = set()
+    else:
+        return
+    if wanted == defaults:
+        return
+    # MySQL takes a list of accounts here; MariaDB one account per SET DEFAULT ROLE.
+    batch = dialect == 'mysql'
+    if not wanted:
+        plan.add_for_account(PHASE_DEFAULT_ROLE, 'SET DEFAULT ROLE NONE %s ' % ('FOR' if dialect == 'mariadb' else 'TO'), account, batch=batch)
+    elif dialect == 'mariadb':
+        plan.add_for_account(PHASE_DEFAULT_ROLE, 'SET DEFAULT ROLE %s FOR ', account, fixed=[user['roles'][0]], batch=False)
+    else:
+        plan.add_for_account(PHASE_DEFAULT_ROLE, 'SET DEFAULT ROLE ALL TO ', account)
+
+
+def _plan_privileges(plan, key, wanted, held, options, result):
+    account = _account_params(*key)
+    for level in sorted(set(wanted) | set(held), key=lambda item: (item.db or '', item.table or '')):
+        want, have = wanted.get(level), held.get(level, set())
+        if want is None:
+            if options['grant_mode'] == 'exact' and have:
+                _revoke(plan, level, have, account, result)
+            continue
+        all_set = TABLE_ALL if level.table else SCHEMA_ALL
+        if ALL in want:
+            grant = [] if all_set <= have else [ALL]
+        else:
+            grant = sorted(want - have - {GRANT_OPTION})
+        with_grant = GRANT_OPTION in want and GRANT_OPTION not in have
+        if grant or with_grant:
+            plan.add_for_account(PHASE_PRIVILEGES, 'GRANT %s ON %s TO ' % (', '.join(grant or ['USAGE']), _on_clause(level)), account,
+                                 ' WITH GRANT OPTION' if with_grant else '')
+            result['privileges_granted'][level_text(level)] = grant + ([GRANT_OPTION] if with_grant else [])
+        if options['grant_mode'] == 'exact':
+            extra = set() if ALL in want else have - want
+            if GRANT_OPTION in have and GRANT_OPTION not in want:
+                extra.add(GRANT_OPTION)
+            if extra:
+                _revoke(plan, level, extra, account, result)
+
+
+def _revoke(plan, level, privileges, account, result):
+    plain = sorted(privileges - {GRANT_OPTION})
+    if plain:
+        plan.add_for_account(PHASE_PRIVILEGES, 'REVOKE %s ON %s FROM ' % (', '.join(plain), _on_clause(level)), account)
+    if GRANT_OPTION in privileges:
+        plan.add_for_account(PHASE_PRIVILEGES, 'REVOKE GRANT OPTION ON %s FROM ' % _on_clause(level), account)
+    result['privileges_revoked'][level_text(level)] = sorted(privileges)
+
+
+def _view(current, roles, defaults, privileges):
+    if current is None:
+        return dict(exists=False)
+    return dict(exists=True, iam=current['plugin'] == IAM_PLUGIN, require_ssl=current['ssl_type'] != '',
+                connection_limit=current['connection_limit'], roles=sorted(roles), default_roles=sorted(defaults),
+                privileges=dict((level_text(level), sorted(privs)) for level, privs in sorted(privileges.items(), key=str) if privs))
+
+
+def plan_mysql_user_changes(users, dialect, state, options, sessions=None):
+    """A UserPlan for MySQL/MariaDB; raises UserSyncError with every problem before anything is written."""
+    parsed, problems = validate_users(users, dialect, state, options)
+    if problems:
+        raise UserSyncError('; '.join(problems) + '. Nothing was changed.')
+    plan = BatchedPlan()
+    for user in users:
+        host = user['host'] or DEFAULT_HOST
+        key = (user['name'], host)
+        result = new_user_result(user['name'], host)
+        current = state['accounts'].get(key)
+        before = len(plan.ops)
+        view_key = '%s@%s' % key
+        plan.before[view_key] = _view(current, state['role_grants'].get(key, ()), state['default_roles'].get(key, ()),
+                                      state['privileges'].get(key, {}))
+        if user['state'] == 'present':
+            _plan_account(plan, user, host, current, result)
+            _plan_roles(plan, dialect, user, host, state, options, result)
+            _plan_privileges(plan, key, parsed[key], state['privileges'].get(key, {}), options, result)
+            plan.after[view_key] = _expected_view(plan.before[view_key], user, result, dialect, options)
+        else:
+            if current is not None:
+                # DROP USER first: an account that no longer exists cannot log in again between KILL and DROP.
+                plan.add_for_account(PHASE_DROP, 'DROP USER ', _account_params(*key))
+                for conn_id in (sessions or {}).get(user['name'], []) if options['terminate_sessions'] else []:
+                    plan.add_plain(PHASE_KILL, 'KILL CONNECTION %d' % conn_id)
+                result['dropped'] = True
+            plan.after[view_key] = dict(exists=False)
+        result['changed'] = len(plan.ops) > before
+        plan.users.append(result)
+    plan.finish()
+    return plan
+
+
+def _expected_view(before, user, result, dialect, options):
+    after = dict(before) if before.get('exists') else dict(exists=True, roles=[], default_roles=[], privileges={}, connection_limit=0)
+    after.update(iam=True, require_ssl=True)
+    if user['connection_limit'] is not None:
+        after['connection_limit'] = user['connection_limit']
+    roles = set(after['roles']) - set(result['roles_revoked']) | set(result['roles_granted'])
+    after['roles'] = sorted(roles)
+    if user['roles']:
+        after['default_roles'] = [user['roles'][0]] if dialect == 'mariadb' else sorted(roles)
+    elif options['grant_mode'] == 'exact':
+        after['default_roles'] = []
+    privileges = dict((level, set(privs)) for level, privs in after['privileges'].items())
+    for level, privs in result['privileges_revoked'].items():
+        privileges[level] = privileges.get(level, set()) - set(privs)
+    for level, privs in result['privileges_granted'].items():
+        privileges[level] = privileges.get(level, set()) | set(privs)
+    after['privileges'] = dict((level, sorted(privs)) for level, privs in sorted(privileges.items()) if privs)
+    return after
+
+
+# ---- running ----
+
+_ER_NO_SUCH_THREAD = 1094
+
+
+def _session_gone(statement, exc):
+    # A session may end on its own between reading the process list and KILL.
+    return statement.sql.startswith('KILL ') and exc.args and exc.args[0] == _ER_NO_SUCH_THREAD
+
+
+def sync_mysql_users(conn, dialect, users, options, check_mode):
+    """Read (a fixed number of queries), validate and plan everything, then run the plan; returns (plan, queries)."""
+    pymysql = import_library('pymysql', 'PyMySQL', reason='to manage MySQL and MariaDB users')
+    check_names(users, dialect)
+    try:
+        with conn.cursor() as cursor:
+            state = read_state(cursor, dialect, users)
+            sessions = {}
+            if options['terminate_sessions']:
+                dropped = set(user['name'] for user in users
+                              if user['state'] == 'absent' and (user['name'], user['host'] or DEFAULT_HOST) in state['accounts'])
+                sessions = read_sessions(cursor, dropped)
+            plan = plan_mysql_user_changes(users, dialect, state, options, sessions)
+
+            def note(index):
+                if not index:
+                    return 'Nothing was changed.'
+                return ('MySQL/MariaDB commit account statements at once, so the %d statement(s) before it stay applied; '
+                        'fix the cause and run again to finish' % index)
+
+            queries = execute_plan(cursor, plan, check_mode, pymysql.err.MySQLError, note, tolerate=_session_gone)
+        conn.commit()
+    except pymysql.err.MySQLError as exc:
+        raise UserSyncError('reading MySQL/MariaDB accounts failed: %s. Nothing was changed.' % str(exc).strip()) from None
+    return plan, queries

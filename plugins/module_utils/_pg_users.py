@@ -1,0 +1,248 @@
+# Copyright: Contributors to the rdsiam.auth project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+# This is a private helper of the rdsiam.auth collection, for internal use only.
+# Its names and behaviour may change without notice; do not import it from other collections.
+#
+# IAM database users on PostgreSQL (RDS and Aurora): read the state of every listed user in two
+# queries, plan the statements that make it match, and run them in one transaction.
+# An IAM user is a LOGIN role that is a member of rds_iam; its privileges come from roles.
+
+from ansible_collections.rdsiam.auth.plugins.module_utils._common import import_library
+from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import UserPlan, UserSyncError, execute_plan, new_user_result
+from ansible_collections.rdsiam.auth.plugins.module_utils._identifiers import (
+    IdentifierError,
+    check_pg_name,
+    check_pg_new_role_name,
+    quote_pg_ident,
+)
+
+IAM_ROLE = 'rds_iam'
+# Roles RDS keeps for itself: the module never creates, converts or drops them.
+RESERVED_ROLES = frozenset((
+    'rdsadmin', 'rds_superuser', 'rds_iam', 'rds_password', 'rds_replication', 'rdsrepladmin', 'rdsproxyadmin',
+    'rds_ad', 'rdstopmgr', 'rds_extension', 'rds_ad_admin', 'postgres_fdw_admin',
+))
+
+CURRENT_USER_QUERY = 'SELECT current_user'
+# One query for all listed users and every role they mention; pg_has_role tells whether the admin
+# already holds the membership REASSIGN OWNED needs.
+ROLES_QUERY = (
+    'SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, r.rolsuper, '
+    'ARRAY(SELECT g.rolname FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles g ON g.oid = m.roleid '
+    'WHERE m.member = r.oid ORDER BY g.rolname) AS member_of, '
+    "pg_catalog.pg_has_role(current_user, r.oid, 'MEMBER') AS admin_is_member "
+    'FROM pg_catalog.pg_roles r WHERE r.rolname = ANY(%s)'
+)
+TERMINATE_QUERY = ('SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity '
+                   'WHERE usename = %s AND pid <> pg_catalog.pg_backend_pid()')
+
+
+def names_to_read(users, reassign_owned_to):
+    """Every role name whose state the plan needs: the users, their roles, rds_iam and the reassign target."""
+    names = [IAM_ROLE]
+    for user in users:
+        names.append(user['name'])
+        names.extend(user['roles'])
+    if reassign_owned_to:
+        names.append(reassign_owned_to)
+    return sorted(set(names))
+
+
+def read_state(cursor, users, reassign_owned_to):
+    """(admin user, {role name: attributes}) in two queries, whatever the number of users."""
+    cursor.execute(CURRENT_USER_QUERY)
+    admin = cursor.fetchone()[0]
+    cursor.execute(ROLES_QUERY, (names_to_read(users, reassign_owned_to or admin),))
+    roles = {}
+    for name, can_login, conn_limit, is_super, member_of, admin_is_member in cursor.fetchall():
+        roles[name] = dict(login=can_login, connection_limit=conn_limit, superuser=is_super,
+                           member_of=list(member_of), admin_is_member=admin_is_member)
+    return admin, roles
+
+
+def _view(role):
+    """A user as diff mode shows it."""
+    if role is None:
+        return dict(exists=False)
+    return dict(exists=True, login=role['login'], iam=IAM_ROLE in role['member_of'], connection_limit=role['connection_limit'],
+                roles=sorted(name for name in role['member_of'] if name != IAM_ROLE))
+
+
+def validate_users(users, admin, roles, options):
+    """Every problem with the request, as messages; an empty list means the plan is safe to run."""
+    problems, to_convert = [], []
+    for user in users:
+        name = user['name']
+        try:
+            check_pg_new_role_name(name)
+            for role in user['roles']:
+                check_pg_name(role, 'role')
+        except IdentifierError as exc:
+            problems.append(str(exc))
+            continue
+        if user['privileges'] or user['host']:
+            problems.append('user %s: privileges and host apply to MySQL/MariaDB only; on PostgreSQL grant privileges to '
+                            'roles (such as app_ro) and list them in roles' % ascii(name))
+        if name == admin or name in RESERVED_ROLES:
+            reason = 'the user this module is logged in as' if name == admin else 'reserved by RDS'
+            problems.append('user %s is %s: it is never converted to IAM, granted rds_iam or dropped; '
+                            'remove it from the list' % (ascii(name), reason))
+            continue
+        current = roles.get(name)
+        if user['state'] == 'absent':
+            continue
+        if current and current['superuser']:
+            problems.append('user %s is a superuser: the module does not manage superusers; remove it from the list' % ascii(name))
+        elif current and not current['login'] and IAM_ROLE not in current['member_of']:
+            # Most likely a group role such as app_ro listed by mistake: giving it LOGIN would let anyone log in as it.
+            problems.append('user %s exists as a role without LOGIN outside rds_iam (a group role?): the module does not turn '
+                            'group roles into users; remove it from the list or choose another name' % ascii(name))
+        elif current and current['login'] and IAM_ROLE not in current['member_of'] and not options['convert_password_users']:
+            to_convert.append(name)
+        if name in user['roles']:
+            problems.append('user %s lists itself in roles: remove it' % ascii(name))
+        missing = [role for role in user['roles'] if role not in roles]
+        if missing:
+            problems.append('user %s: role(s) %s do not exist: create them first (privileges live in roles such as app_ro) '
+                            'or correct the names' % (ascii(name), ', '.join(ascii(role) for role in missing)))
+    if to_convert:
+        problems.append('user(s) %s already log in with a password (LOGIN roles outside rds_iam); switching them to IAM breaks '
+                        'whatever uses that password today: set convert_password_users to true to convert them'
+                        % ', '.join(ascii(name) for name in to_convert))
+    if any(user['state'] == 'absent' and user['name'] in roles for user in users):
+        target = options['reassign_owned_to'] or admin
+        if target not in roles:
+            problems.append('reassign_owned_to role %s does not exist: name an existing role to receive the objects of '
+                            'dropped users' % ascii(target))
+    return problems
+
+
+def _plan_present(plan, user, current, options, result):
+    name = quote_pg_ident(user['name'])
+    limit = user['connection_limit']
+    if current is None:
+        clause = '' if limit is None else ' CONNECTION LIMIT %d' % limit
+        plan.add('CREATE ROLE %s LOGIN%s' % (name, clause))
+        result['created'] = True
+        member_of = []
+    else:
+        member_of = current['member_of']
+        changes = [] if current['login'] else ['LOGIN']
+        if limit is not None and limit != current['connection_limit']:
+            changes.append('CONNECTION LIMIT %d' % limit)
+        if changes:
+            plan.add('ALTER ROLE %s %s' % (name, ' '.join(changes)))
+        result['converted'] = bool(current['login'] and IAM_ROLE not in member_of)
+    grant = [role for role in [IAM_ROLE] + user['roles'] if role not in member_of]
+    if grant:
+        plan.add('GRANT %s TO %s' % (', '.join(quote_pg_ident(role) for role in grant), name))
+        result['roles_granted'] = [role for role in grant if role != IAM_ROLE]
+    if options['grant_mode'] == 'exact':
+        revoke = [role for role in member_of if role not in user['roles'] and role != IAM_ROLE]
+        if revoke:
+            plan.add('REVOKE %s FROM %s' % (', '.join(quote_pg_ident(role) for role in revoke), name))
+            result['roles_revoked'] = revoke
+
+
+def _plan_absent(plan, user, current, admin, roles, options, result):
+    name = quote_pg_ident(user['name'])
+    target = options['reassign_owned_to'] or admin
+    if options['terminate_sessions']:
+        plan.add(TERMINATE_QUERY, (user['name'],))
+    # REASSIGN OWNED and DROP OWNED need membership in the role (and in the target); CREATEROLE lets the admin grant it.
+    if not current['admin_is_member']:
+        plan.add('GRANT %s TO %s' % (name, quote_pg_ident(admin)))
+    borrowed_target = target != admin and not roles[target]['admin_is_member']
+    if borrowed_target:
+        plan.add('GRANT %s TO %s' % (quote_pg_ident(target), quote_pg_ident(admin)))
+    plan.add('REASSIGN OWNED BY %s TO %s' % (name, quote_pg_ident(target)))
+    plan.add('DROP OWNED BY %s' % name)
+    plan.add('DROP ROLE %s' % name)
+    if borrowed_target:
+        plan.add('REVOKE %s FROM %s' % (quote_pg_ident(target), quote_pg_ident(admin)))
+    result['dropped'] = True
+
+
+def plan_pg_user_changes(users, admin, roles, options):
+    """A UserPlan that makes every listed user match; raises UserSyncError (nothing planned) on any problem."""
+    # rds_iam is always granted and never revoked: listing it changes nothing.
+    users = [dict(user, roles=[role for role in user['roles'] if role != IAM_ROLE]) for user in users]
+    problems = validate_users(users, admin, roles, options)
+    if problems:
+        raise UserSyncError('; '.join(problems) + '. Nothing was changed.')
+    plan = UserPlan()
+    for user in users:
+        result = new_user_result(user['name'])
+        current = roles.get(user['name'])
+        before = len(plan.statements)
+        if user['state'] == 'present':
+            _plan_present(plan, user, current, options, result)
+        elif current is not None:
+            _plan_absent(plan, user, current, admin, roles, options, result)
+        result['changed'] = len(plan.statements) > before
+        plan.users.append(result)
+        plan.before[user['name']] = _view(current)
+        plan.after[user['name']] = _expected_view(user, current, options) if user['state'] == 'present' else dict(exists=False)
+    return plan
+
+
+def _expected_view(user, current, options):
+    kept = []
+    if current and options['grant_mode'] == 'append':
+        kept = [role for role in current['member_of'] if role != IAM_ROLE]
+    limit = user['connection_limit']
+    if limit is None:
+        limit = current['connection_limit'] if current else -1
+    return dict(exists=True, login=True, iam=True, connection_limit=limit, roles=sorted(set(kept + user['roles'])))
+
+
+def check_names(users, options):
+    """Refuse names PostgreSQL cannot store before they reach a query (psycopg2 cannot even send a NUL byte)."""
+    problems = []
+    for user in users:
+        try:
+            check_pg_new_role_name(user['name'])
+            for role in user['roles']:
+                check_pg_name(role, 'role')
+        except IdentifierError as exc:
+            problems.append(str(exc))
+    if options.get('reassign_owned_to'):
+        try:
+            check_pg_name(options['reassign_owned_to'], 'reassign_owned_to role')
+        except IdentifierError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise UserSyncError('; '.join(problems) + '. Nothing was changed.')
+
+
+def _failure_note(statement):
+    note = 'The transaction was rolled back: nothing was changed.'
+    if statement.sql.startswith('DROP ROLE'):
+        note += (' REASSIGN OWNED and DROP OWNED act only in the database connected to (login_db) and on shared objects: '
+                 'reassign or drop what the user owns or holds in the databases the server names, then run again.')
+    return note
+
+
+def sync_pg_users(conn, users, options, check_mode):
+    """Read, plan and apply in one transaction (rolled back in check mode or on any error); returns (plan, queries)."""
+    psycopg2 = import_library('psycopg2', 'psycopg2-binary', reason='to manage PostgreSQL users')
+    check_names(users, options)
+    try:
+        with conn.cursor() as cursor:
+            admin, roles = read_state(cursor, users, options['reassign_owned_to'])
+            plan = plan_pg_user_changes(users, admin, roles, options)
+            queries = execute_plan(cursor, plan, check_mode, psycopg2.Error, lambda index: _failure_note(plan.statements[index]))
+        if check_mode or not plan.statements:
+            conn.rollback()
+        else:
+            conn.commit()
+    except psycopg2.Error as exc:
+        conn.rollback()
+        raise UserSyncError('reading or committing PostgreSQL users failed: %s. Nothing was changed.' % str(exc).strip()) from None
+    except UserSyncError:
+        conn.rollback()
+        raise
+    return plan, queries

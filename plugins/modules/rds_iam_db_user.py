@@ -1,0 +1,353 @@
+#!/usr/bin/python
+# Copyright: Contributors to the rdsiam.auth project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: rds_iam_db_user
+short_description: Manage IAM database users on RDS and Aurora PostgreSQL, MySQL and MariaDB, many per call
+version_added: 0.1.0
+description:
+  - Makes the IAM database users of one database server match the list given, over one connection.
+  - "PostgreSQL (RDS and Aurora): an IAM user is a C(LOGIN) role that is a member of C(rds_iam). Privileges live in roles
+    (for example C(app_ro), C(app_rw)) and users get memberships in them."
+  - "MySQL and MariaDB: an IAM user is an account created with
+    C(IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL); it gets roles (which become its default roles) and
+    privileges in the C(db.table:PRIV1,PRIV2/db2.*:ALL) form of M(community.mysql.mysql_user)."
+  - The state of every listed user is read in a fixed number of queries, compared, and only the statements needed are run.
+    On PostgreSQL they run in one transaction; MySQL and MariaDB commit account statements at once, so everything
+    (names, roles, databases, tables, privileges, safety rules) is checked before the first one.
+  - The module never grants C(rds_iam) to, converts or drops the user it is logged in as, nor the accounts RDS reserves
+    (C(rdsadmin), C(rds_superuser), C(rds_iam), C(rdsrepladmin), C(rdsproxyadmin), C(mysql.sys), C(mysql.session),
+    C(mysql.infoschema), ...).
+  - Names the server would silently truncate or cannot store are refused (PostgreSQL more than 63 bytes; MySQL user names
+    more than 32 characters, MariaDB more than 80, the limit before MariaDB 10.6; host parts more than 255; NUL bytes;
+    trailing spaces and characters outside the Basic Multilingual Plane on MySQL/MariaDB).
+author:
+  - rdsiam.auth contributors (@rdsiam)
+options:
+  users:
+    description:
+      - The users to manage on this server. Mutually exclusive with O(name).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The database user name, exactly as stored (case and spaces count).
+        type: str
+        required: true
+      state:
+        description: V(present) creates or updates the user; V(absent) drops it.
+        type: str
+        choices: [present, absent]
+        default: present
+      roles:
+        description:
+          - Roles the user is a member of (PostgreSQL) or is granted (MySQL/MariaDB). They must exist.
+          - On MySQL they become the user's default roles; MariaDB has a single default role, the first one listed.
+          - C(rds_iam) is always granted on PostgreSQL and need not be listed.
+        type: list
+        elements: str
+      privileges:
+        description:
+          - MySQL and MariaDB only. Privileges as C(db.table:PRIV1,PRIV2/db2.*:ALL), or a dict of C(db.table) to a
+            comma-separated string or list of privileges. Quote names holding dots with backticks.
+          - V(GRANT) adds C(WITH GRANT OPTION). V(ALL) is accepted at database and table level, not on C(*.*).
+          - The databases and tables must exist; C(_) and C(%) in database names are taken literally, not as wildcards.
+        type: raw
+      host:
+        description: MySQL and MariaDB only. The host part of the account; V(%) (any host) when not set.
+        type: str
+      connection_limit:
+        description:
+          - The most concurrent connections of the user (PostgreSQL C(CONNECTION LIMIT), V(-1) for none; MySQL/MariaDB
+            C(MAX_USER_CONNECTIONS), V(0) for none). Left as it is when not set.
+        type: int
+  name:
+    description: One user to manage (the same as a one-entry O(users) list). Mutually exclusive with O(users).
+    type: str
+  state:
+    description: The state of O(name).
+    type: str
+    choices: [present, absent]
+    default: present
+  roles:
+    description: The roles of O(name); see O(users[].roles).
+    type: list
+    elements: str
+  privileges:
+    description: The privileges of O(name); see O(users[].privileges).
+    type: raw
+  host:
+    description: The host part of O(name); see O(users[].host).
+    type: str
+  connection_limit:
+    description: The connection limit of O(name); see O(users[].connection_limit).
+    type: int
+  engine:
+    description:
+      - The database engine. V(auto) tells PostgreSQL from MySQL/MariaDB by the server's first reply (one extra TCP handshake,
+        no credentials sent), and MySQL from MariaDB by the server's version string.
+      - With V(mysql) or V(mariadb) the SQL still follows what the server's version string says.
+    type: str
+    choices: [auto, postgres, mysql, mariadb]
+    default: auto
+  grant_mode:
+    description:
+      - V(append) grants what is listed and keeps other roles and privileges.
+      - V(exact) also revokes roles and privileges that are not listed (never C(rds_iam) on PostgreSQL).
+    type: str
+    choices: [append, exact]
+    default: append
+  convert_password_users:
+    description:
+      - An existing user that logs in with a password (PostgreSQL, a C(LOGIN) role outside C(rds_iam); MySQL/MariaDB, any
+        other authentication plugin) is switched to IAM only when this is V(true); otherwise the module fails listing them,
+        since whatever logs in with that password today would stop working.
+    type: bool
+    default: false
+  reassign_owned_to:
+    description:
+      - PostgreSQL, O(users[].state=absent). The role that receives the objects of dropped users (C(REASSIGN OWNED BY)).
+        Defaults to the user the module logs in as.
+      - C(REASSIGN OWNED) and C(DROP OWNED) act in the database connected to (O(login_db)) and on shared objects; a user
+        that owns objects in other databases cannot be dropped until they are reassigned there.
+    type: str
+  terminate_sessions:
+    description:
+      - With O(users[].state=absent), also end the live sessions of dropped users. A token only gates new logins; a session
+        that is open outlives it.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - rdsiam.auth.db
+  - rdsiam.auth.aws
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Every read runs and no write runs; RV(queries) lists the statements a real run would execute.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details: Before and after per user (existence, IAM, roles, privileges, connection limit), keyed by name (C(name@host) on MySQL/MariaDB).
+  action_group:
+    description: Use C(group/rdsiam.auth.rdsiam) in C(module_defaults) to set the connection options once.
+    support: full
+    membership: [rdsiam.auth.rdsiam]
+seealso:
+  - module: rdsiam.auth.rds_iam_policy
+  - module: rdsiam.auth.rds_iam_auth
+  - plugin: rdsiam.auth.rds_iam_token
+    plugin_type: lookup
+notes:
+  - The AWS options are used only to read O(login_secret) or to sign the admin's own token with O(login_iam).
+  - "Performance: one connection per call, the current state of all listed users in a fixed number of queries
+    (two on PostgreSQL, at most seven on MySQL/MariaDB), and on PostgreSQL one transaction."
+  - On RDS for MySQL, ending other users' sessions (O(terminate_sessions)) needs the C(CONNECTION_ADMIN) privilege.
+"""
+
+EXAMPLES = r"""
+- name: Onboard two IAM users onto a PostgreSQL instance, admin password from the RDS-managed secret
+  rdsiam.auth.rds_iam_db_user:
+    endpoint: orders.abcdefghijkl.eu-west-1.rds.amazonaws.com
+    ca_cert: /etc/ssl/rds/global-bundle.pem
+    login_secret: arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1234-AbCdEf
+    users:
+      - name: alice
+        roles: [app_ro]
+      - name: bob
+        roles: [app_ro, app_rw]
+        connection_limit: 5
+
+- name: Keep exactly these roles and privileges on MariaDB (others are revoked)
+  rdsiam.auth.rds_iam_db_user:
+    endpoint: shop.abcdefghijkl.eu-west-1.rds.amazonaws.com
+    ca_cert: /etc/ssl/rds/global-bundle.pem
+    login_user: admin
+    login_iam: true
+    engine: mariadb
+    grant_mode: exact
+    name: reporting
+    roles: [reader]
+    privileges: 'shop.*:SELECT/shop.orders:SELECT,UPDATE'
+
+- name: Offboard a user, reassign what it owns and end its sessions
+  rdsiam.auth.rds_iam_db_user:
+    endpoint: orders.abcdefghijkl.eu-west-1.rds.amazonaws.com
+    ca_cert: /etc/ssl/rds/global-bundle.pem
+    login_secret: "{{ master_secret_arn }}"
+    login_db: orders
+    name: bob
+    state: absent
+    reassign_owned_to: app_owner
+    terminate_sessions: true
+
+- name: Switch existing password users to IAM (whatever used their passwords must move to tokens first)
+  rdsiam.auth.rds_iam_db_user:
+    endpoint: orders.abcdefghijkl.eu-west-1.rds.amazonaws.com
+    ca_cert: /etc/ssl/rds/global-bundle.pem
+    login_secret: "{{ master_secret_arn }}"
+    convert_password_users: true
+    users:
+      - name: legacy_app
+        roles: [app_rw]
+"""
+
+RETURN = r"""
+engine:
+  description: The engine the SQL was written for, V(postgres), V(mysql) or V(mariadb).
+  returned: always
+  type: str
+  sample: postgres
+users:
+  description: One entry per listed user, in the order given.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The user name.
+      type: str
+      sample: alice
+    host:
+      description: The host part of the account (MySQL/MariaDB only).
+      type: str
+      sample: '%'
+    changed:
+      description: Whether anything was (or in check mode would be) changed for this user.
+      type: bool
+    created:
+      description: Whether the user was created.
+      type: bool
+    converted:
+      description: Whether an existing password user was switched to IAM (O(convert_password_users=true)).
+      type: bool
+    roles_granted:
+      description: Roles granted (C(rds_iam) is not listed).
+      type: list
+      elements: str
+      sample: [app_ro]
+    roles_revoked:
+      description: Roles revoked (O(grant_mode=exact)).
+      type: list
+      elements: str
+    privileges_granted:
+      description: MySQL/MariaDB privileges granted, by C(db.table).
+      type: dict
+      sample: {'shop.*': [SELECT]}
+    privileges_revoked:
+      description: MySQL/MariaDB privileges revoked, by C(db.table) (O(grant_mode=exact)).
+      type: dict
+    dropped:
+      description: Whether the user was dropped.
+      type: bool
+  sample:
+    - {name: alice, changed: true, created: true, converted: false, roles_granted: [app_ro], roles_revoked: [],
+       privileges_granted: {}, privileges_revoked: {}, dropped: false}
+queries:
+  description: The statements run (in check mode, the ones a real run would run), with values as sent. Never holds a secret.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - CREATE ROLE "alice" LOGIN
+    - GRANT "rds_iam", "app_ro" TO "alice"
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AWS_ARGUMENT_KWARGS, AWS_ARGUMENT_SPEC
+from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
+from ansible_collections.rdsiam.auth.plugins.module_utils._db import (
+    DB_ARGUMENT_KWARGS,
+    DB_ARGUMENT_SPEC,
+    connect_db,
+    normalise_engine,
+    resolve_db_login,
+    tls_warning,
+)
+from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import (
+    ENGINES,
+    USER_OPTION_SPEC,
+    UserSyncError,
+    desired_users,
+    module_result,
+    mysql_dialect,
+    probe_engine_family,
+)
+
+
+def argument_spec():
+    spec = dict(
+        users=dict(type='list', elements='dict', options=dict(USER_OPTION_SPEC)),
+        engine=dict(type='str', default='auto', choices=list(ENGINES)),
+        grant_mode=dict(type='str', default='append', choices=['append', 'exact']),
+        convert_password_users=dict(type='bool', default=False, no_log=False),
+        reassign_owned_to=dict(type='str'),
+        terminate_sessions=dict(type='bool', default=False),
+    )
+    single = dict(USER_OPTION_SPEC)
+    single['name'] = dict(type='str')
+    spec.update(single)
+    spec.update(DB_ARGUMENT_SPEC)
+    spec.update(AWS_ARGUMENT_SPEC)
+    return spec
+
+
+def engine_family(params):
+    """'postgres' or 'mysql': the driver to use."""
+    if params['engine'] != 'auto':
+        return normalise_engine(params['engine']).replace('mariadb', 'mysql')
+    host = params['login_host'] or params['endpoint']
+    port = params['login_port'] or params['endpoint_port']
+    if not (host and port):
+        raise UserSyncError('engine auto needs login_host (or endpoint) and login_port to detect the engine: set them, or set engine')
+    return probe_engine_family(host, port, params['connect_timeout'])
+
+
+def run(module):
+    params = module.params
+    users = desired_users(params)
+    family = engine_family(params)
+    aws_options = dict((name, params[name]) for name in AWS_ARGUMENT_SPEC)
+    login = resolve_db_login(dict((name, params[name]) for name in DB_ARGUMENT_SPEC), family, aws_options)
+    warning = tls_warning(login)
+    if warning:
+        module.warn(warning)
+    conn = connect_db(login)
+    try:
+        if family == 'postgres':
+            from ansible_collections.rdsiam.auth.plugins.module_utils._pg_users import sync_pg_users
+
+            engine = 'postgres'
+            plan, queries = sync_pg_users(conn, users, params, module.check_mode)
+        else:
+            from ansible_collections.rdsiam.auth.plugins.module_utils._mysql_users import sync_mysql_users
+
+            engine = mysql_dialect(conn.get_server_info())
+            if params['engine'] in ('mysql', 'mariadb') and params['engine'] != engine:
+                module.warn('engine is %s but the server says it is %s (version %s): the SQL follows the server'
+                            % (params['engine'], engine, conn.get_server_info()))
+            plan, queries = sync_mysql_users(conn, engine, users, params, module.check_mode)
+    finally:
+        conn.close()
+    return module_result(plan, queries, engine, module._diff)
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           mutually_exclusive=[('users', 'name')] + DB_ARGUMENT_KWARGS['mutually_exclusive'],
+                           required_one_of=[('users', 'name')],
+                           required_if=DB_ARGUMENT_KWARGS['required_if'],
+                           required_together=AWS_ARGUMENT_KWARGS['required_together'],
+                           required_by=AWS_ARGUMENT_KWARGS['required_by'])
+    try:
+        module.exit_json(**run(module))
+    except RdsIamError as exc:
+        module.fail_json(msg=str(exc))
+
+
+if __name__ == '__main__':
+    main()

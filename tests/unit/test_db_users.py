@@ -1,0 +1,103 @@
+"""What the PostgreSQL and MySQL/MariaDB user planners share: desired users, plan execution, engine detection."""
+import pytest
+
+from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import (
+    UserPlan,
+    UserSyncError,
+    classify_first_reply,
+    desired_users,
+    execute_plan,
+    module_result,
+    mysql_dialect,
+)
+
+
+def test_one_top_level_user_is_a_one_entry_list():
+    assert desired_users({"name": "alice", "roles": ["r", "r", "s"], "state": None}) == [
+        {"name": "alice", "state": "present", "roles": ["r", "s"], "privileges": None, "host": None, "connection_limit": None}]
+
+
+def test_users_listed_twice_or_not_at_all_are_refused():
+    with pytest.raises(UserSyncError, match="listed twice"):
+        desired_users({"users": [{"name": "a"}, {"name": "a"}]})
+    assert len(desired_users({"users": [{"name": "a", "host": "x"}, {"name": "a", "host": "y"}]})) == 2
+    with pytest.raises(UserSyncError, match="no user given"):
+        desired_users({"users": []})
+    with pytest.raises(UserSyncError, match="connection_limit -2 is not valid"):
+        desired_users({"name": "a", "connection_limit": -2})
+
+
+@pytest.mark.parametrize("reply, family", [
+    (b"S", "postgres"),
+    (b"N", "postgres"),
+    (b"\x5b\x00\x00\x00\x0a5.5.5-10.11.9-MariaDB\x00", "mysql"),
+    (b"\x4a\x00\x00\x00\x0a8.0.39\x00", "mysql"),
+])
+def test_first_reply_tells_postgres_from_mysql(reply, family):
+    assert classify_first_reply(reply, "db", 1) == family
+
+
+def test_an_unknown_first_reply_asks_for_the_engine():
+    with pytest.raises(UserSyncError, match="set engine"):
+        classify_first_reply(b"HTTP/1.1 400", "db", 80)
+
+
+@pytest.mark.parametrize("version, dialect", [("10.11.9-MariaDB-0+deb12u1", "mariadb"), ("5.5.5-10.6.1-MariaDB", "mariadb"),
+                                              ("8.0.39", "mysql"), ("8.0.mysql_aurora.3.05.2", "mysql")])
+def test_mysql_and_mariadb_are_told_apart_by_version_string(version, dialect):
+    assert mysql_dialect(version) == dialect
+
+
+class DriverError(Exception):
+    pass
+
+
+class Cursor:
+    def __init__(self, fail_on=None):
+        self.executed = []
+        self.fail_on = fail_on
+
+    def mogrify(self, statement, params):
+        return (statement % tuple("'%s'" % value for value in params)).encode()
+
+    def execute(self, statement, params=None):
+        if statement == self.fail_on:
+            raise DriverError("role does not exist")
+        self.executed.append(statement)
+
+
+def a_plan(*statements):
+    plan = UserPlan()
+    for statement, params in statements:
+        plan.add(statement, params)
+    return plan
+
+
+def test_check_mode_renders_every_statement_and_runs_none():
+    cursor = Cursor()
+    plan = a_plan(("CREATE ROLE \"a%\"", None), ("SELECT f(%s)", ("x",)))
+    assert execute_plan(cursor, plan, True, DriverError, str) == ['CREATE ROLE "a%"', "SELECT f('x')"]
+    assert cursor.executed == []
+    assert execute_plan(cursor, plan, False, DriverError, str) == ['CREATE ROLE "a%"', "SELECT f('x')"]
+    assert cursor.executed == ['CREATE ROLE "a%"', "SELECT f(%s)"]
+
+
+def test_a_refused_statement_is_named_with_its_position_and_what_became_of_the_others():
+    cursor = Cursor(fail_on="B")
+    with pytest.raises(UserSyncError) as failed:
+        execute_plan(cursor, a_plan(("A", None), ("B", None), ("C", None)), False, DriverError, lambda index: "%d stay applied" % index)
+    assert str(failed.value) == "statement 2 of 3 failed: B; the server said: role does not exist. 1 stay applied"
+    assert cursor.executed == ["A"]
+
+
+def test_tolerated_failures_do_not_stop_the_plan():
+    cursor = Cursor(fail_on="KILL 1")
+    execute_plan(cursor, a_plan(("KILL 1", None), ("KILL 2", None)), False, DriverError, str, tolerate=lambda s, e: True)
+    assert cursor.executed == ["KILL 2"]
+
+
+def test_module_result_carries_diff_only_in_diff_mode():
+    plan = a_plan(("A", None))
+    plan.before, plan.after = {"u": {"exists": False}}, {"u": {"exists": True}}
+    assert "diff" not in module_result(plan, ["A"], "postgres", False)
+    assert module_result(plan, ["A"], "postgres", True)["diff"] == {"before": {"u": {"exists": False}}, "after": {"u": {"exists": True}}}

@@ -1,0 +1,272 @@
+"""MySQL/MariaDB user planning: privilege strings, both SQL dialects, and the fixed number of reads."""
+import pytest
+
+from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import UserSyncError, desired_users
+from ansible_collections.rdsiam.auth.plugins.module_utils._mysql_users import (
+    ALL,
+    GLOBAL,
+    GRANT_OPTION,
+    SCHEMA_ALL,
+    Level,
+    check_names,
+    level_text,
+    parse_privileges,
+    plan_mysql_user_changes,
+    read_state,
+)
+
+IAM = "AWSAuthenticationPlugin"
+OPTIONS = {"grant_mode": "append", "convert_password_users": False, "terminate_sessions": False}
+CREATE = "CREATE USER %s@%s IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL"
+
+
+# ---- privilege strings ----
+
+def test_community_mysql_privilege_strings_are_parsed_and_normalised():
+    assert parse_privileges("app.orders:select, Insert/app.*:ALL/*.*:PROCESS,GRANT", "mariadb") == {
+        Level("app", "orders"): {"SELECT", "INSERT"}, Level("app", None): {ALL}, GLOBAL: {"PROCESS", GRANT_OPTION}}
+
+
+def test_dict_form_and_backticks_for_names_with_dots():
+    parsed = parse_privileges({"`my.db`.`t.1`": ["select"], "`we``ird`.*": "usage,  create   view"}, "mysql")
+    assert parsed == {Level("my.db", "t.1"): {"SELECT"}, Level("we`ird", None): {"CREATE VIEW"}}
+
+
+def test_wildcards_in_database_names_are_escaped_to_literals():
+    level = next(iter(parse_privileges("app_x.*:SELECT", "mariadb")))
+    assert level == Level("app\\_x", None) and level_text(level) == "app_x.*"
+
+
+@pytest.mark.parametrize("value, message", [
+    ("app.*:SELECT (id)", "column privileges"),
+    ("app.*:FLY", "'FLY' is not a MariaDB privilege"),
+    ("app.*:BACKUP_ADMIN", "not a MariaDB privilege"),
+    ("*.*:ALL", "ALL on \\*.\\* is not supported"),
+    ("*.orders:SELECT", "a table needs a database"),
+    ("app:SELECT", "is not db.table"),
+    ("app.*", "has no ':'"),
+    ("`app.*:SELECT", "is not db.table"),
+    (42, "must be a string"),
+    ("a" * 65 + ".*:SELECT", "65 characters"),
+])
+def test_bad_privilege_strings_are_refused_with_the_reason(value, message):
+    with pytest.raises(UserSyncError, match=message):
+        parse_privileges(value, "mariadb")
+
+
+def test_mysql_8_dynamic_privileges_are_accepted_on_mysql():
+    assert parse_privileges("*.*:BACKUP_ADMIN", "mysql") == {GLOBAL: {"BACKUP_ADMIN"}}
+
+
+# ---- planning ----
+
+def state(accounts=None, role_grants=None, default_roles=None, privileges=None, objects=(("app", None), ("app", "orders"))):
+    return {"admin": "admin", "accounts": accounts or {}, "role_grants": role_grants or {}, "default_roles": default_roles or {},
+            "privileges": privileges or {}, "objects": set(objects)}
+
+
+def account(plugin=IAM, ssl_type="ANY", limit=0, is_role=False, default_role=""):
+    return {"plugin": plugin, "ssl_type": ssl_type, "connection_limit": limit, "is_role": is_role, "default_role": default_role}
+
+
+MARIADB_ROLES = {("reader", ""): account(plugin="", is_role=True), ("writer", ""): account(plugin="", is_role=True)}
+MYSQL_ROLES = {("reader", "%"): account(plugin="caching_sha2_password"), ("writer", "%"): account(plugin="caching_sha2_password")}
+
+
+def plan(users, dialect="mariadb", current=None, sessions=None, **options):
+    if current is None:
+        current = state(accounts=dict(MARIADB_ROLES if dialect == "mariadb" else MYSQL_ROLES))
+    return plan_mysql_user_changes(desired_users({"users": users}), dialect, current, dict(OPTIONS, **options), sessions)
+
+
+def pairs(result):
+    return [(statement.sql, statement.params) for statement in result.statements]
+
+
+def test_mariadb_create_with_roles_default_role_and_privileges():
+    result = plan([{"name": "alice", "roles": ["reader", "writer"], "privileges": "app.*:SELECT/app.orders:ALL", "connection_limit": 3}])
+    assert pairs(result) == [
+        (CREATE + " WITH MAX_USER_CONNECTIONS 3", ["alice", "%"]),
+        ("GRANT %s TO %s@%s", ["reader", "alice", "%"]),
+        ("GRANT %s TO %s@%s", ["writer", "alice", "%"]),
+        ("SET DEFAULT ROLE %s FOR %s@%s", ["reader", "alice", "%"]),
+        ("GRANT SELECT ON `app`.* TO %s@%s", ["alice", "%"]),
+        ("GRANT ALL PRIVILEGES ON `app`.`orders` TO %s@%s", ["alice", "%"]),
+    ]
+    assert result.users[0]["privileges_granted"] == {"app.*": ["SELECT"], "app.orders": [ALL]}
+
+
+def test_mysql_dialect_names_roles_with_a_host_and_activates_them_all():
+    result = plan([{"name": "alice", "roles": ["reader", "writer"]}], dialect="mysql")
+    assert pairs(result) == [
+        (CREATE, ["alice", "%"]),
+        ("GRANT %s@%s TO %s@%s", ["reader", "%", "alice", "%"]),
+        ("GRANT %s@%s TO %s@%s", ["writer", "%", "alice", "%"]),
+        ("SET DEFAULT ROLE ALL TO %s@%s", ["alice", "%"]),
+    ]
+
+
+def test_mysql_user_names_stop_at_32_characters_mariadb_at_80():
+    with pytest.raises(UserSyncError, match="33 characters long; the limit here is 32"):
+        check_names(desired_users({"name": "u" * 33}), "mysql")
+    check_names(desired_users({"name": "u" * 33}), "mariadb")
+    with pytest.raises(UserSyncError, match="81 characters"):
+        check_names(desired_users({"name": "u" * 81}), "mariadb")
+    with pytest.raises(UserSyncError, match="role .*33 characters"):
+        check_names(desired_users({"name": "u", "roles": ["r" * 33]}), "mysql")
+
+
+def test_percent_in_names_survives_the_driver_template():
+    result = plan([{"name": "per%cent", "privileges": "100%.*:SELECT"}], current=state(objects=[("100%", None)]))
+    assert pairs(result)[1] == ("GRANT SELECT ON `100\\%%`.* TO %s@%s", ["per%cent", "%"])
+    assert ("GRANT SELECT ON `100\\%%`.* TO %s@%s" % ("'x'", "'%'")) == "GRANT SELECT ON `100\\%`.* TO 'x'@'%'"
+
+
+def test_matching_accounts_need_no_statement_and_all_counts_as_held():
+    key = ("alice", "%")
+    current = state(accounts={**MARIADB_ROLES, key: account(default_role="reader")}, role_grants={key: {"reader"}},
+                    default_roles={key: {"reader"}},
+                    privileges={key: {Level("app", None): set(SCHEMA_ALL) | {"DELETE HISTORY"}, GLOBAL: {"PROCESS", GRANT_OPTION}}})
+    result = plan([{"name": "alice", "roles": ["reader"], "privileges": "app.*:ALL/*.*:PROCESS,GRANT"}], current=current)
+    assert result.statements == [] and result.before == result.after
+
+
+def test_append_adds_only_what_is_missing_and_exact_revokes_the_rest():
+    key = ("alice", "%")
+    current = state(accounts={**MARIADB_ROLES, key: account(default_role="reader")}, role_grants={key: {"reader", "writer"}},
+                    default_roles={key: {"reader"}},
+                    privileges={key: {Level("app", None): {"SELECT", "DELETE", GRANT_OPTION}, Level("app", "orders"): {"UPDATE"}}})
+    users = [{"name": "alice", "roles": ["writer"], "privileges": "app.*:SELECT,INSERT"}]
+    assert pairs(plan(users, current=current)) == [("SET DEFAULT ROLE %s FOR %s@%s", ["writer", "alice", "%"]),
+                                                   ("GRANT INSERT ON `app`.* TO %s@%s", ["alice", "%"])]
+    exact = plan(users, current=current, grant_mode="exact")
+    assert pairs(exact) == [
+        ("REVOKE %s FROM %s@%s", ["reader", "alice", "%"]),
+        ("SET DEFAULT ROLE %s FOR %s@%s", ["writer", "alice", "%"]),
+        ("GRANT INSERT ON `app`.* TO %s@%s", ["alice", "%"]),
+        ("REVOKE DELETE ON `app`.* FROM %s@%s", ["alice", "%"]),
+        ("REVOKE GRANT OPTION ON `app`.* FROM %s@%s", ["alice", "%"]),
+        ("REVOKE UPDATE ON `app`.`orders` FROM %s@%s", ["alice", "%"]),
+    ]
+    assert exact.users[0]["privileges_revoked"] == {"app.*": ["DELETE", GRANT_OPTION], "app.orders": ["UPDATE"]}
+
+
+def test_exact_mode_without_roles_clears_the_default_role():
+    key = ("alice", "%")
+    current = state(accounts={key: account(default_role="reader")}, role_grants={key: {"reader"}}, default_roles={key: {"reader"}})
+    assert pairs(plan([{"name": "alice"}], current=current, grant_mode="exact")) == [
+        ("REVOKE %s FROM %s@%s", ["reader", "alice", "%"]), ("SET DEFAULT ROLE NONE FOR %s@%s", ["alice", "%"])]
+    assert pairs(plan([{"name": "alice"}], dialect="mysql", current=current, grant_mode="exact"))[-1] == \
+        ("SET DEFAULT ROLE NONE TO %s@%s", ["alice", "%"])
+
+
+def test_an_iam_account_without_require_ssl_gets_it():
+    current = state(accounts={("alice", "%"): account(ssl_type="")})
+    assert pairs(plan([{"name": "alice", "connection_limit": 2}], current=current)) == [
+        ("ALTER USER %s@%s REQUIRE SSL WITH MAX_USER_CONNECTIONS 2", ["alice", "%"])]
+
+
+def test_password_accounts_are_refused_unless_conversion_is_asked_for():
+    current = state(accounts={("legacy", "%"): account(plugin="mysql_native_password", ssl_type="")})
+    with pytest.raises(UserSyncError, match="user\\(s\\) 'legacy'@'%' already log in with another authentication plugin"):
+        plan([{"name": "legacy"}], current=current)
+    result = plan([{"name": "legacy"}], current=current, convert_password_users=True)
+    assert pairs(result) == [("ALTER USER %s@%s IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL", ["legacy", "%"])]
+    assert result.users[0]["converted"] is True
+
+
+@pytest.mark.parametrize("name", ["admin", "rdsadmin", "mysql.sys", "mysql.session", "mysql.infoschema", "rdsproxyadmin"])
+def test_the_login_user_and_reserved_accounts_are_never_touched(name):
+    for desired_state in ("present", "absent"):
+        with pytest.raises(UserSyncError, match="remove it from the list"):
+            plan([{"name": name, "state": desired_state}], convert_password_users=True)
+
+
+def test_everything_missing_is_reported_at_once_before_any_statement():
+    with pytest.raises(UserSyncError) as failed:
+        plan([{"name": "ok", "roles": ["reader"]},
+              {"name": "bad", "roles": ["ghost"], "privileges": "nodb.*:SELECT/app.nosuch:SELECT/app.orders:SELECT"}])
+    message = str(failed.value)
+    assert "role 'ghost'" in message and "database 'nodb'" in message and "table 'app.nosuch'" in message
+    assert "orders" not in message and "'ok'" not in message and message.endswith("Nothing was changed.")
+
+
+def test_roles_listed_as_users_are_refused():
+    with pytest.raises(UserSyncError, match="is a role, not a user"):
+        plan([{"name": "reader"}])
+    mysql_role = state(accounts={("reader", "%"): account(plugin="caching_sha2_password", is_role=True)})
+    with pytest.raises(UserSyncError, match="is a role, not a user"):
+        plan([{"name": "reader"}], dialect="mysql", current=mysql_role, convert_password_users=True)
+
+
+def test_drop_comes_before_killing_sessions_so_nobody_logs_back_in():
+    current = state(accounts={("bob", "%"): account()})
+    result = plan([{"name": "bob", "state": "absent"}], current=current, sessions={"bob": [17, 18]}, terminate_sessions=True)
+    assert pairs(result) == [("DROP USER %s@%s", ["bob", "%"]), ("KILL CONNECTION 17", None), ("KILL CONNECTION 18", None)]
+    assert pairs(plan([{"name": "bob", "state": "absent"}], current=current, sessions={"bob": [17]})) == [
+        ("DROP USER %s@%s", ["bob", "%"])]
+
+
+# ---- reading ----
+
+class RecordingCursor:
+    """Answers every state query with no rows (CURRENT_USER aside) and records them."""
+
+    def __init__(self):
+        self.executed = []
+        self._rows = []
+
+    def execute(self, statement, params=None):
+        self.executed.append((statement, params))
+        self._rows = [("admin@%",)] if statement.startswith("SELECT CURRENT_USER()") else []
+
+    def fetchone(self):
+        return self._rows[0]
+
+    def fetchall(self):
+        return list(self._rows)
+
+
+@pytest.mark.parametrize("dialect, queries", [("mariadb", 5), ("mysql", 6)])
+@pytest.mark.parametrize("count", [1, 40, 400])
+def test_state_of_any_number_of_users_is_read_in_a_fixed_number_of_queries(dialect, queries, count):
+    users = desired_users({"users": [{"name": "user%d" % index, "roles": ["reader"], "privileges": "app.orders:SELECT"}
+                                     for index in range(count)]})
+    cursor = RecordingCursor()
+    current = read_state(cursor, dialect, users)
+    assert len(cursor.executed) == queries
+    assert current["admin"] == "admin"
+    assert all("%s" in statement for statement, params in cursor.executed if params)
+
+
+# ---- batching ----
+
+def test_statements_that_differ_only_in_the_account_are_sent_once_for_many_users():
+    users = [{"name": "u%d" % index, "roles": ["reader"], "privileges": "app.*:SELECT"} for index in range(3)]
+    result = plan(users)
+    accounts = ["u0", "%", "u1", "%", "u2", "%"]
+    assert pairs(result) == [
+        ("CREATE USER %s@%s IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS', %s@%s IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS', "
+         "%s@%s IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL", accounts),
+        ("GRANT %s TO %s@%s, %s@%s, %s@%s", ["reader"] + accounts),
+        # MariaDB sets one account's default role per statement
+        ("SET DEFAULT ROLE %s FOR %s@%s", ["reader", "u0", "%"]),
+        ("SET DEFAULT ROLE %s FOR %s@%s", ["reader", "u1", "%"]),
+        ("SET DEFAULT ROLE %s FOR %s@%s", ["reader", "u2", "%"]),
+        ("GRANT SELECT ON `app`.* TO %s@%s, %s@%s, %s@%s", accounts),
+    ]
+    assert all(user["created"] and user["changed"] for user in result.users)
+
+
+def test_mysql_sets_default_roles_for_many_accounts_at_once_and_batches_stay_bounded():
+    result = plan([{"name": "u%03d" % index, "roles": ["reader"]} for index in range(250)], dialect="mysql")
+    statements = [statement.sql for statement in result.statements]
+    assert [sql.split(" %s")[0] for sql in statements] == ["CREATE USER"] * 3 + ["GRANT"] * 3 + ["SET DEFAULT ROLE ALL TO"] * 3
+    assert [len(statement.params) for statement in result.statements] == [200, 200, 100, 202, 202, 102, 200, 200, 100]
+
+
+def test_users_with_different_clauses_are_not_merged():
+    result = plan([{"name": "a", "connection_limit": 2}, {"name": "b"}, {"name": "c", "host": "10.%"}])
+    assert pairs(result) == [(CREATE + " WITH MAX_USER_CONNECTIONS 2", ["a", "%"]),
+                             ("CREATE USER %s@%s IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS', %s@%s IDENTIFIED WITH "
+                              "AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL", ["b", "%", "c", "10.%"])]

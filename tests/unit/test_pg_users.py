@@ -1,0 +1,187 @@
+"""PostgreSQL user planning: statements from (current state, desired users), and the fixed number of reads."""
+import pytest
+
+from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import UserSyncError, desired_users
+from ansible_collections.rdsiam.auth.plugins.module_utils._pg_users import (
+    ROLES_QUERY,
+    TERMINATE_QUERY,
+    check_names,
+    plan_pg_user_changes,
+    read_state,
+)
+
+ADMIN = "postgres"
+OPTIONS = {"grant_mode": "append", "convert_password_users": False, "reassign_owned_to": None, "terminate_sessions": False}
+
+
+def role(login=False, member_of=(), limit=-1, superuser=False, admin_is_member=False):
+    return {"login": login, "connection_limit": limit, "superuser": superuser, "member_of": list(member_of),
+            "admin_is_member": admin_is_member}
+
+
+def catalog(**extra):
+    roles = {"rds_iam": role(), "app_ro": role(), "app_rw": role(), ADMIN: role(login=True, admin_is_member=True)}
+    roles.update(extra)
+    return roles
+
+
+def plan(users, roles=None, **options):
+    return plan_pg_user_changes(desired_users({"users": users}), ADMIN, catalog() if roles is None else roles, dict(OPTIONS, **options))
+
+
+def sql_of(result):
+    return [statement.sql for statement in result.statements]
+
+
+def test_new_users_are_created_with_login_rds_iam_and_their_roles():
+    result = plan([{"name": "alice", "roles": ["app_ro"]}, {"name": "bob", "roles": ["app_ro", "app_rw"], "connection_limit": 5}])
+    assert sql_of(result) == ['CREATE ROLE "alice" LOGIN', 'GRANT "rds_iam", "app_ro" TO "alice"',
+                              'CREATE ROLE "bob" LOGIN CONNECTION LIMIT 5', 'GRANT "rds_iam", "app_ro", "app_rw" TO "bob"']
+    assert all(statement.params is None for statement in result.statements)
+    assert [(u["name"], u["created"], u["roles_granted"]) for u in result.users] == [
+        ("alice", True, ["app_ro"]), ("bob", True, ["app_ro", "app_rw"])]
+    assert result.after["bob"] == {"exists": True, "login": True, "iam": True, "connection_limit": 5, "roles": ["app_ro", "app_rw"]}
+
+
+def test_listing_rds_iam_among_the_roles_changes_nothing():
+    assert sql_of(plan([{"name": "alice", "roles": ["rds_iam", "app_ro"]}])) == ['CREATE ROLE "alice" LOGIN', 'GRANT "rds_iam", "app_ro" TO "alice"']
+    roles = catalog(alice=role(login=True, member_of=["app_ro", "rds_iam"]))
+    assert plan([{"name": "alice", "roles": ["rds_iam", "app_ro"]}], roles, grant_mode="exact").statements == []
+
+
+def test_a_user_that_already_matches_needs_no_statement():
+    roles = catalog(alice=role(login=True, member_of=["app_ro", "rds_iam"]))
+    result = plan([{"name": "alice", "roles": ["app_ro"]}], roles)
+    assert result.statements == [] and not result.changed and result.users[0]["changed"] is False
+    assert result.before == result.after
+
+
+def test_hostile_names_are_quoted_by_the_one_helper():
+    evil = 'rds_iam"; DROP ROLE x; --'
+    result = plan([{"name": 'o"neil', "roles": [evil]}], catalog(**{evil: role()}))
+    assert sql_of(result) == ['CREATE ROLE "o""neil" LOGIN', 'GRANT "rds_iam", "rds_iam""; DROP ROLE x; --" TO "o""neil"']
+
+
+def test_connection_limit_and_login_are_fixed_on_an_existing_iam_role():
+    roles = catalog(alice=role(login=False, member_of=["rds_iam"], limit=2))
+    result = plan([{"name": "alice", "connection_limit": 4}], roles)
+    assert sql_of(result) == ['ALTER ROLE "alice" LOGIN CONNECTION LIMIT 4']
+    assert result.users[0]["converted"] is False
+
+
+def test_group_roles_are_never_turned_into_users():
+    with pytest.raises(UserSyncError, match="user 'app_ro' exists as a role without LOGIN outside rds_iam"):
+        plan([{"name": "app_ro"}], convert_password_users=True)
+
+
+def test_password_users_are_refused_naming_them_unless_conversion_is_asked_for():
+    roles = catalog(legacy=role(login=True), other=role(login=True))
+    with pytest.raises(UserSyncError) as failed:
+        plan([{"name": "legacy"}, {"name": "other"}, {"name": "fresh"}], roles)
+    message = str(failed.value)
+    assert "'legacy', 'other'" in message and "convert_password_users" in message and "fresh" not in message
+    result = plan([{"name": "legacy"}], roles, convert_password_users=True)
+    assert sql_of(result) == ['GRANT "rds_iam" TO "legacy"'] and result.users[0]["converted"] is True
+
+
+@pytest.mark.parametrize("name", [ADMIN, "rdsadmin", "rds_superuser", "rds_iam", "rdsproxyadmin", "rdsrepladmin"])
+@pytest.mark.parametrize("state", ["present", "absent"])
+def test_the_login_user_and_reserved_roles_are_never_touched(name, state):
+    with pytest.raises(UserSyncError, match="user '%s' is .*remove it from the list" % name):
+        plan([{"name": name, "state": state}], convert_password_users=True)
+
+
+def test_missing_roles_are_named_and_nothing_is_planned():
+    with pytest.raises(UserSyncError) as failed:
+        plan([{"name": "alice", "roles": ["app_ro"]}, {"name": "bob", "roles": ["ghost", "app_ro", "phantom"]}])
+    assert "user 'bob': role(s) 'ghost', 'phantom' do not exist" in str(failed.value)
+    assert "Nothing was changed" in str(failed.value)
+
+
+def test_mysql_only_options_and_self_membership_are_refused():
+    with pytest.raises(UserSyncError, match="MySQL/MariaDB only"):
+        plan([{"name": "alice", "privileges": "app.*:SELECT"}])
+    with pytest.raises(UserSyncError, match="MySQL/MariaDB only"):
+        plan([{"name": "alice", "host": "%"}])
+    with pytest.raises(UserSyncError, match="lists itself in roles"):
+        plan([{"name": "alice", "roles": ["alice"]}], catalog(alice=role(login=True, member_of=["rds_iam"])))
+
+
+def test_superusers_are_refused():
+    with pytest.raises(UserSyncError, match="is a superuser"):
+        plan([{"name": "boss"}], catalog(boss=role(login=True, superuser=True, member_of=["rds_iam"])))
+
+
+def test_exact_mode_revokes_unlisted_roles_but_never_rds_iam():
+    roles = catalog(alice=role(login=True, member_of=["app_ro", "app_rw", "rds_iam"]))
+    assert sql_of(plan([{"name": "alice", "roles": ["app_rw"]}], roles)) == []
+    result = plan([{"name": "alice", "roles": ["app_rw"]}], roles, grant_mode="exact")
+    assert sql_of(result) == ['REVOKE "app_ro" FROM "alice"'] and result.users[0]["roles_revoked"] == ["app_ro"]
+    result = plan([{"name": "alice", "roles": []}], roles, grant_mode="exact")
+    assert sql_of(result) == ['REVOKE "app_ro", "app_rw" FROM "alice"']
+
+
+def test_drop_borrows_membership_reassigns_drops_and_terminates_with_a_bound_name():
+    roles = catalog(bob=role(login=True, member_of=["rds_iam"]))
+    result = plan([{"name": "bob", "state": "absent"}], roles, terminate_sessions=True)
+    assert result.statements[0].sql == TERMINATE_QUERY and result.statements[0].params == ("bob",)
+    assert sql_of(result)[1:] == ['GRANT "bob" TO "postgres"', 'REASSIGN OWNED BY "bob" TO "postgres"', 'DROP OWNED BY "bob"',
+                                  'DROP ROLE "bob"']
+    assert result.users[0]["dropped"] is True and result.after["bob"] == {"exists": False}
+
+
+def test_drop_to_another_heir_borrows_its_membership_and_gives_it_back():
+    roles = catalog(bob=role(login=True, member_of=["rds_iam"], admin_is_member=True), heir=role())
+    result = plan([{"name": "bob", "state": "absent"}], roles, reassign_owned_to="heir")
+    assert sql_of(result) == ['GRANT "heir" TO "postgres"', 'REASSIGN OWNED BY "bob" TO "heir"', 'DROP OWNED BY "bob"',
+                              'DROP ROLE "bob"', 'REVOKE "heir" FROM "postgres"']
+
+
+def test_drop_needs_an_existing_heir_and_a_missing_user_needs_nothing():
+    roles = catalog(bob=role(login=True, member_of=["rds_iam"]))
+    with pytest.raises(UserSyncError, match="reassign_owned_to role 'ghost' does not exist"):
+        plan([{"name": "bob", "state": "absent"}], roles, reassign_owned_to="ghost")
+    assert plan([{"name": "nobody", "state": "absent"}], roles, reassign_owned_to="ghost").statements == []
+
+
+def test_names_are_checked_before_any_query():
+    with pytest.raises(UserSyncError, match="NUL byte"):
+        check_names(desired_users({"name": "x\x00"}), OPTIONS)
+    with pytest.raises(UserSyncError, match="64 bytes"):
+        check_names(desired_users({"name": "ok", "roles": ["r" * 64]}), OPTIONS)
+    with pytest.raises(UserSyncError, match="reassign_owned_to role"):
+        check_names(desired_users({"name": "ok"}), dict(OPTIONS, reassign_owned_to="h" * 64))
+
+
+class RecordingCursor:
+    """Answers the two state queries and records every statement."""
+
+    def __init__(self, roles):
+        self.roles = roles
+        self.executed = []
+        self._rows = []
+
+    def execute(self, statement, params=None):
+        self.executed.append((statement, params))
+        if statement == "SELECT current_user":
+            self._rows = [(ADMIN,)]
+        else:
+            assert statement == ROLES_QUERY
+            self._rows = [(name, *values) for name, values in self.roles.items() if name in params[0]]
+
+    def fetchone(self):
+        return self._rows[0]
+
+    def fetchall(self):
+        return list(self._rows)
+
+
+@pytest.mark.parametrize("count", [1, 50, 500])
+def test_state_of_any_number_of_users_is_read_in_two_queries(count):
+    users = desired_users({"users": [{"name": "user%d" % index, "roles": ["app_ro"]} for index in range(count)]})
+    cursor = RecordingCursor({"app_ro": (False, -1, False, [], False), "rds_iam": (False, -1, False, [], False)})
+    admin, roles = read_state(cursor, users, None)
+    assert len(cursor.executed) == 2
+    assert admin == ADMIN and sorted(roles) == ["app_ro", "rds_iam"]
+    names = cursor.executed[1][1][0]
+    assert len(names) == count + 3 and "postgres" in names  # users, app_ro, rds_iam and the default heir
