@@ -1,0 +1,230 @@
+# Copyright: Contributors to the rdsiam.auth project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+# This is a private helper of the rdsiam.auth collection, for internal use only.
+# Its names and behaviour may change without notice; do not import it from other collections.
+#
+# rds_iam_policy's work: grants -> resolved resource ids -> documents -> compare with IAM -> write
+# only what differs (nothing in check mode). Returns the module result without `changed`
+# bookkeeping spread over the module.
+
+import re
+
+from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy as docs
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import aws_client
+from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_store import PRINCIPAL_TYPES, IamStore
+from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_targets import caller_account, resolve_targets
+
+_PATH_RE = re.compile(r'^/(?:[\x21-\x7e]+/)?$')
+_ATTACH_KEYS = {'role': 'roles', 'user': 'users', 'group': 'groups'}
+
+
+def wanted_attachments(attach_to):
+    attach_to = attach_to or {}
+    return {kind: sorted(set(attach_to.get(key) or ())) for kind, key in _ATTACH_KEYS.items()}
+
+
+def _subject(name, attachments):
+    principals = ['%s %s' % (kind, principal) for kind in PRINCIPAL_TYPES for principal in attachments[kind]]
+    return "policy '%s'%s" % (name, ' for ' + ', '.join(principals) if principals else '')
+
+
+def check_input(params):
+    """Problems with the options that need no AWS call, as one list."""
+    problems = []
+    attachments = wanted_attachments(params['attach_to'])
+    count = sum(len(values) for values in attachments.values())
+    if params['policy_type'] == 'inline' and count != 1:
+        problems.append('policy_type inline needs exactly one principal in attach_to (one role, user or group), got %d: '
+                        'name one principal, or use policy_type managed to attach to several' % count)
+    if params['path'] and not _PATH_RE.match(params['path']):
+        problems.append("path '%s' is not an IAM path: start and end it with / (for example /rdsiam/)" % params['path'])
+    if params['state'] == 'present' and not params['grants']:
+        problems.append('state present needs grants: list at least one {db_users, targets} entry')
+    for index, grant in enumerate(params['grants'] or ()):
+        if not grant.get('db_users') or not grant.get('targets'):
+            problems.append('grants[%d] needs at least one db user and one target' % index)
+    return problems
+
+
+def plan_resources(params, resolved):
+    """{db_user: set of (partition, region, account, resource id)} and the engines each user will log in to."""
+    user_targets, user_engines = {}, {}
+    for grant in params['grants']:
+        for user in grant['db_users']:
+            keys = user_targets.setdefault(user, set())
+            engines = user_engines.setdefault(user, set())
+            for target in grant['targets']:
+                for entry in resolved[target]:
+                    keys.add((entry['partition'], entry['region'], entry['account_id'], entry['resource_id']))
+                    if entry['engine']:
+                        engines.add(entry['engine'])
+    return user_targets, user_engines
+
+
+def build_wanted_documents(params, resolved, limit):
+    user_targets, user_engines = plan_resources(params, resolved)
+    problems = []
+    for user in sorted(user_targets):
+        problems.extend(docs.db_user_problems(user, params['allow_wildcard_users'], user_engines[user]))
+    if problems:
+        raise docs.PolicyInputError('; '.join(problems))
+    groups = [[docs.connect_arn(*key, user) for key in targets for user in users]
+              for targets, users in docs.group_by_target_set(user_targets)]
+    return docs.build_documents(groups, limit)
+
+
+class PolicySync:
+    def __init__(self, params, check_mode, warn):
+        self.params = dict(params)
+        if params['tags'] is not None:  # IAM tag values are strings; YAML may have given numbers or booleans
+            self.params['tags'] = {str(key): str(value) for key, value in params['tags'].items()}
+        self.check_mode = check_mode
+        self.warn = warn
+        self.attachments = wanted_attachments(params['attach_to'])
+        self.store = IamStore(aws_client(params, 'iam'), _subject(params['name'], self.attachments))
+        self.changed = False
+        self.before, self.after = {}, {}
+
+    def run(self):
+        params = self.params
+        wanted = []
+        resource_arns = []
+        if params['state'] == 'present':
+            targets = sorted({target for grant in params['grants'] for target in grant['targets']})
+            resolved, warnings = resolve_targets(params, targets, params['region'])
+            for warning in warnings:
+                self.warn(warning)
+            wanted = build_wanted_documents(params, resolved, self._limit())
+            docs.check_policy_name(params['name'], len(wanted))
+            resource_arns = docs.arns_of(wanted)
+        if params['policy_type'] == 'inline':
+            policies = self._sync_inline(wanted)
+        else:
+            policies = self._sync_managed(wanted)
+        return dict(changed=self.changed, policies=policies, resource_arns=resource_arns,
+                    diff=dict(before=self.before, after=self.after))
+
+    def _limit(self):
+        if self.params['policy_type'] == 'inline':
+            return docs.SIZE_LIMITS[self._inline_principal()[0]]
+        return docs.SIZE_LIMITS['managed']
+
+    def _inline_principal(self):
+        return next((kind, names[0]) for kind, names in self.attachments.items() if names)
+
+    # --- inline ----------------------------------------------------------------------------
+
+    def _sync_inline(self, wanted):
+        kind, principal = self._inline_principal()
+        name = self.params['name']
+        ignored = [option for option in ('description', 'tags') if self.params[option]] + (['path'] if self.params['path'] != '/' else [])
+        if ignored:
+            self.warn('%s only apply to managed policies; inline policy %s ignores them' % (', '.join(ignored), name))
+        if len(wanted) > 1:
+            # Inline quotas count every inline policy of the principal together: splitting would not fit either.
+            raise docs.PolicyInputError(
+                "the grants need %d documents but inline policy '%s' of %s '%s' must fit in %d characters (a quota on all its inline "
+                'policies together): use policy_type managed, which splits into %s-1, %s-2, ...'
+                % (len(wanted), name, kind, principal, docs.SIZE_LIMITS[kind], name, name))
+        current = self.store.read_inline(kind, principal, name)
+        if current is None and wanted:
+            self._check_principals([(kind, principal)])
+        if current:
+            self.before[name] = docs.normalise(current['document'])
+        if not wanted:
+            if current:
+                self._write(self.store.delete_inline, kind, principal, name)
+            return []
+        self.after[name] = docs.normalise(wanted[0])
+        if not current or not docs.same_document(current['document'], wanted[0]):
+            self._write(self.store.put_inline, kind, principal, name, docs.serialise(wanted[0]))
+        return [dict(arn=None, name=name, version=None, document=wanted[0])]
+
+    # --- managed ---------------------------------------------------------------------------
+
+    def _policy_arn(self, name):
+        partition, account = self._account
+        return 'arn:%s:iam::%s:policy%s%s' % (partition, account, self.params['path'], name)
+
+    def _attached_from_principals(self):
+        """{(kind, principal): ARNs of its attached policies under path, or None if it does not exist}: one list per principal,
+        so attachments cost the same whatever the number of numbered parts."""
+        return {(kind, principal): self.store.attached_policy_arns(kind, principal, self.params['path'])
+                for kind in PRINCIPAL_TYPES for principal in self.attachments[kind]}
+
+    def _read_parts(self, by_principal):
+        """The policy and its numbered parts as they exist now: NAME, then NAME-1, NAME-2, ... until one is missing."""
+        name = self.params['name']
+        existing = {}
+        for candidate in [name] + ['%s-%d' % (name, number) for number in range(1, 1000)]:
+            arn = self._policy_arn(candidate)
+            known = {kind: [principal for (each, principal), arns in by_principal.items() if each == kind and arns and arn in arns]
+                     for kind in PRINCIPAL_TYPES}
+            current = self.store.read_managed(arn, candidate, known)
+            if current is None and candidate != name:
+                break
+            if current is not None:
+                existing[candidate] = current
+        return existing
+
+    def _sync_managed(self, wanted):
+        self._account = caller_account(self.params)
+        by_principal = self._attached_from_principals()
+        existing = self._read_parts(by_principal)
+        for name, current in existing.items():
+            self.before[name] = dict(document=docs.normalise(current['document']), attachments=current['attachments'])
+        names = docs.part_names(self.params['name'], len(wanted)) if wanted else []
+        if names:
+            self._check_principals(sorted(pair for pair, arns in by_principal.items() if arns is None), known_missing=True)
+        policies = [self._sync_one(name, doc, existing.get(name)) for name, doc in zip(names, wanted)]
+        for name in sorted(set(existing) - set(names)):  # numbers (or the unsplit name) no longer needed
+            self._write(self.store.delete_managed, existing[name])
+        return policies
+
+    def _check_principals(self, pairs, known_missing=False):
+        """Fail before any write when a principal to attach to does not exist."""
+        missing = ["%s '%s'" % pair for pair in pairs if known_missing or not self.store.principal_exists(*pair)]
+        if missing:
+            raise docs.PolicyInputError('%s do not exist in IAM; nothing was changed: create them first or fix the names in attach_to'
+                                        % ', '.join(missing))
+
+    def _sync_one(self, name, doc, current):
+        arn, version = self._policy_arn(name), None
+        attached = current['attachments'] if current else {kind: [] for kind in PRINCIPAL_TYPES}
+        wanted_attached = {kind: sorted(set(self.attachments[kind]) | (set() if self.params['purge_attachments'] else set(attached[kind])))
+                           for kind in PRINCIPAL_TYPES}
+        self.after[name] = dict(document=docs.normalise(doc), attachments=wanted_attached)
+        text = docs.serialise(doc)
+        if current is None:
+            created = self._write(self.store.create_managed, name, self.params['path'], text, self.params['description'],
+                                  self.params['tags'])
+            if created:
+                arn, version = created
+        else:
+            version = current['version']
+            if not docs.same_document(current['document'], doc):
+                version = self._write(self.store.new_version, arn, name, text) or version
+            if self.params['tags'] is not None and current['tags'] != self.params['tags']:
+                self._write(self.store.set_tags, arn, name, current['tags'], self.params['tags'])
+            if self.params['description'] and self.params['description'] != (current['description'] or ''):
+                self.warn("policy '%s' keeps its description: IAM cannot change a managed policy's description; delete the policy "
+                          'to set a new one' % name)
+        for kind in PRINCIPAL_TYPES:
+            for principal in sorted(set(wanted_attached[kind]) - set(attached[kind])):
+                self._write(self.store.attach, arn, name, kind, principal)
+            for principal in sorted(set(attached[kind]) - set(wanted_attached[kind])):
+                self._write(self.store.detach, arn, name, kind, principal)
+        return dict(arn=arn, name=name, version=version, document=doc)
+
+    def _write(self, action, *args):
+        self.changed = True
+        if self.check_mode:
+            return None
+        return action(*args)
+
+
+def sync_policy(params, check_mode, warn):
+    return PolicySync(params, check_mode, warn).run()

@@ -1,0 +1,251 @@
+#!/usr/bin/python
+# Copyright: Contributors to the rdsiam.auth project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: rds_iam_policy
+short_description: Manage the IAM policy that lets principals log in to RDS databases with IAM authentication
+version_added: 0.1.0
+description:
+  - Writes the IAM side of IAM database authentication, an C(rds-db:connect) policy saying who may connect as which database
+    user to which instances, clusters and proxies, and attaches it to roles, users or groups.
+  - Targets are resolved to the resource ids IAM checks (C(db-...), C(cluster-...), C(prx-...)), never the identifier, with one
+    describe call per kind and region whatever the number of targets. An Aurora member instance resolves to its cluster, with a
+    warning. When a target is unknown, the module fails listing every unknown target, before writing anything.
+  - The document is deterministic (sorted, one statement per set of targets, statement ids derived from the content) and is
+    compared with the current one after normalisation, so a rerun with the same grants changes nothing.
+  - A managed policy gets a new default version when its document changes; when it already has five versions, the oldest
+    non-default one is deleted first.
+  - When the grants do not fit in one managed policy (6,144 characters), they are split into numbered policies
+    C(NAME-1), C(NAME-2), ... attached the same way, and numbers no longer needed are deleted.
+author:
+  - rdsiam.auth contributors (@rdsiam)
+options:
+  name:
+    description:
+      - The policy name. Split policies are named O(name) followed by V(-1), V(-2), ...
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) writes the policy and its attachments; V(absent) detaches and deletes it (and every numbered part).
+    type: str
+    choices: [present, absent]
+    default: present
+  policy_type:
+    description:
+      - V(managed) creates a customer managed policy that can be attached to several principals.
+      - V(inline) writes an inline policy on exactly one role, user or group named in O(attach_to). Inline policies are not
+        split, because IAM's inline size quota (role 10,240, user 2,048, group 5,120 characters) covers all the inline
+        policies of a principal together; grants that do not fit fail with a message.
+    type: str
+    choices: [managed, inline]
+    default: managed
+  path:
+    description:
+      - The IAM path of a managed policy. It is part of the policy ARN and cannot be changed after creation.
+    type: str
+    default: /
+  description:
+    description:
+      - The description of a managed policy, set when the policy is created (IAM cannot change it later).
+    type: str
+  tags:
+    description:
+      - Tags of a managed policy. When set, the policy carries exactly these tags; when not set, tags are left alone.
+    type: dict
+  grants:
+    description:
+      - Who may connect as whom, and where. Required when O(state=present).
+    type: list
+    elements: dict
+    suboptions:
+      db_users:
+        description:
+          - Database user names, or an IAM policy variable that stands for one, written verbatim into the policy
+            (attribute-based access), V(${aws:username}), V(${aws:userid}) or V(${aws:PrincipalTag/KEY}).
+          - V(*) and other wildcards are refused unless O(allow_wildcard_users=true), since they allow connecting as any user,
+            the master user included.
+          - Names longer than the target engine accepts are refused (PostgreSQL 63 bytes, MySQL 32, MariaDB 80).
+        type: list
+        elements: str
+        required: true
+      targets:
+        description:
+          - Instance or cluster identifiers, proxy names, resource ids (C(db-...), C(cluster-...), C(prx-...)), RDS ARNs (which
+            name their own region), or V(*) for every target in the account and O(region).
+        type: list
+        elements: str
+        required: true
+  attach_to:
+    description:
+      - The principals to attach a managed policy to, or the one principal that holds an inline policy.
+    type: dict
+    suboptions:
+      roles:
+        description: IAM role names.
+        type: list
+        elements: str
+      users:
+        description: IAM user names.
+        type: list
+        elements: str
+      groups:
+        description: IAM group names.
+        type: list
+        elements: str
+  purge_attachments:
+    description:
+      - Detach a managed policy from principals not listed in O(attach_to).
+    type: bool
+    default: false
+  allow_wildcard_users:
+    description:
+      - Allow V(*) (or another wildcard) as a database user.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - rdsiam.auth.aws
+attributes:
+  check_mode:
+    support: full
+    description: Reads IAM and RDS and reports what would change; writes nothing.
+  diff_mode:
+    support: full
+    description: Shows the documents and attachments before and after.
+  action_group:
+    support: full
+    membership: [rdsiam.auth.rdsiam]
+    description: Use C(group/rdsiam.auth.rdsiam) in C(module_defaults) to set the AWS options once.
+notes:
+  - Errors are reported by their AWS code (for example V(NoSuchEntity), V(LimitExceeded), V(MalformedPolicyDocument),
+    V(AccessDenied)) with the policy and principal concerned. V(ConcurrentModification) is retried a few times first.
+  - Needs C(rds:DescribeDBInstances), C(rds:DescribeDBClusters) (and C(rds:DescribeDBProxies) for proxies),
+    C(sts:GetCallerIdentity) and the IAM permissions for the policy operations.
+seealso:
+  - module: rdsiam.auth.rds_iam_fleet_info
+  - name: IAM policies for IAM database authentication
+    description: How rds-db:connect ARNs are built.
+    link: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.IAMDBAuth.IAMPolicy.html
+"""
+
+EXAMPLES = r"""
+- name: Let the analysts role log in as report_reader on two databases and a proxy
+  rdsiam.auth.rds_iam_policy:
+    name: rdsiam-report-reader
+    grants:
+      - db_users: [report_reader]
+        targets: [app-postgres, app-aurora, app-proxy]
+    attach_to:
+      roles: [analysts]
+  register: policy
+
+- name: Attribute-based access, the session tag userName is the database user
+  rdsiam.auth.rds_iam_policy:
+    name: rdsiam-abac
+    grants:
+      - db_users: ["${aws:PrincipalTag/userName}"]
+        targets: [app-aurora]
+    attach_to:
+      roles: [sso-engineers]
+    purge_attachments: true
+
+- name: An inline policy on one IAM user
+  rdsiam.auth.rds_iam_policy:
+    name: rdsiam-alice
+    policy_type: inline
+    grants:
+      - db_users: [alice]
+        targets: ["arn:aws:rds:eu-west-1:123456789012:db:billing"]
+    attach_to:
+      users: [alice]
+
+- name: Remove the policy and all its numbered parts
+  rdsiam.auth.rds_iam_policy:
+    name: rdsiam-report-reader
+    state: absent
+"""
+
+RETURN = r"""
+policies:
+  description:
+    - The policies as they are now (in check mode, as they would be). Several when the grants were split.
+    - V(arn) and V(version) are null for inline policies, and for a managed policy check mode would create.
+    - V(version) is the default version after the run; in check mode, the current default version.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    arn:
+      description: The managed policy ARN.
+      type: str
+      sample: arn:aws:iam::123456789012:policy/rdsiam-report-reader
+    name:
+      description: The policy name.
+      type: str
+      sample: rdsiam-report-reader
+    version:
+      description: The default version of a managed policy.
+      type: str
+      sample: v2
+    document:
+      description: The policy document.
+      type: dict
+resource_arns:
+  description: Every C(rds-db:connect) resource ARN the policies allow, sorted.
+  returned: always
+  type: list
+  elements: str
+  sample: [arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ABCDEFGHIJKLMNOPQRSTUVWXYZ/report_reader]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AWS_ARGUMENT_KWARGS, AWS_ARGUMENT_SPEC, aws_session
+from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
+from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_sync import check_input, sync_policy
+
+
+def argument_spec():
+    principals = dict(roles=dict(type='list', elements='str'), users=dict(type='list', elements='str'),
+                      groups=dict(type='list', elements='str'))
+    spec = dict(
+        name=dict(type='str', required=True),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+        policy_type=dict(type='str', choices=['managed', 'inline'], default='managed'),
+        path=dict(type='str', default='/'),
+        description=dict(type='str'),
+        tags=dict(type='dict'),
+        grants=dict(type='list', elements='dict', options=dict(
+            db_users=dict(type='list', elements='str', required=True),
+            targets=dict(type='list', elements='str', required=True),
+        )),
+        attach_to=dict(type='dict', options=principals),
+        purge_attachments=dict(type='bool', default=False),
+        allow_wildcard_users=dict(type='bool', default=False),
+    )
+    spec.update(AWS_ARGUMENT_SPEC)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_if=[('state', 'present', ['grants'])], **AWS_ARGUMENT_KWARGS)
+    params = module.params
+    problems = check_input(params)
+    if problems:
+        module.fail_json(msg="rds_iam_policy '%s': %s" % (params['name'], '; '.join(problems)))
+    try:
+        params['region'] = params['region'] or aws_session(params).region_name
+        result = sync_policy(params, module.check_mode, module.warn)
+    except RdsIamError as exc:
+        module.fail_json(msg="rds_iam_policy '%s': %s" % (params['name'], exc))
+    if not module._diff:
+        result.pop('diff')
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

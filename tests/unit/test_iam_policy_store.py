@@ -1,0 +1,125 @@
+"""IAM reads and writes of rds_iam_policy with botocore's Stubber: version pruning, retries, error messages."""
+import datetime
+
+import botocore.session
+import pytest
+from botocore.stub import Stubber
+
+from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy_store as store
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AwsCallError
+
+ARN = "arn:aws:iam::123456789012:policy/rdsiam-alice"
+DOC = '{"Version":"2012-10-17","Statement":[]}'
+
+
+@pytest.fixture
+def iam(monkeypatch):
+    monkeypatch.setattr(store, "_CONCURRENT_BACKOFF", 0)
+    client = botocore.session.get_session().create_client("iam", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
+    with Stubber(client) as stubber:
+        yield store.IamStore(client, "policy 'rdsiam-alice' for role analysts"), stubber
+        stubber.assert_no_pending_responses()
+
+
+def version(number, default=False, day=1):
+    return {"VersionId": f"v{number}", "IsDefaultVersion": default, "CreateDate": datetime.datetime(2026, 1, day)}
+
+
+def test_five_versions_lose_the_oldest_non_default_one_first(iam):
+    client, stubber = iam
+    # v1 is the default and the oldest; v2 is the oldest non-default one.
+    versions = [version(1, True, 1), version(4, False, 4), version(2, False, 2), version(5, False, 5), version(3, False, 3)]
+    stubber.add_response("list_policy_versions", {"Versions": versions}, {"PolicyArn": ARN})
+    stubber.add_response("delete_policy_version", {}, {"PolicyArn": ARN, "VersionId": "v2"})
+    stubber.add_response("create_policy_version", {"PolicyVersion": {"VersionId": "v6", "IsDefaultVersion": True}},
+                         {"PolicyArn": ARN, "PolicyDocument": DOC, "SetAsDefault": True})
+    assert client.new_version(ARN, "rdsiam-alice", DOC) == "v6"
+
+
+def test_fewer_than_five_versions_delete_nothing(iam):
+    client, stubber = iam
+    stubber.add_response("list_policy_versions", {"Versions": [version(1, True)]}, {"PolicyArn": ARN})
+    stubber.add_response("create_policy_version", {"PolicyVersion": {"VersionId": "v2"}},
+                         {"PolicyArn": ARN, "PolicyDocument": DOC, "SetAsDefault": True})
+    assert client.new_version(ARN, "rdsiam-alice", DOC) == "v2"
+
+
+def test_concurrent_modification_is_retried(iam):
+    client, stubber = iam
+    for _attempt in range(2):
+        stubber.add_client_error("attach_role_policy", "ConcurrentModification", "busy")
+    stubber.add_response("attach_role_policy", {}, {"PolicyArn": ARN, "RoleName": "analysts"})
+    client.attach(ARN, "rdsiam-alice", "role", "analysts")
+
+
+def test_concurrent_modification_gives_up_with_the_subject(iam):
+    client, stubber = iam
+    for _attempt in range(store._CONCURRENT_ATTEMPTS):  # pylint: disable=protected-access
+        stubber.add_client_error("attach_role_policy", "ConcurrentModification", "busy")
+    with pytest.raises(AwsCallError, match="iam:AttachRolePolicy on policy 'rdsiam-alice' to role 'analysts' failed: "
+                                           "ConcurrentModification: busy: another change"):
+        client.attach(ARN, "rdsiam-alice", "role", "analysts")
+
+
+@pytest.mark.parametrize("code, fix", [
+    ("NoSuchEntity", "create the principal first"),
+    ("LimitExceeded", "quota"),
+    ("MalformedPolicyDocument", "IAM refused the document"),
+    ("AccessDenied", "grant the calling identity iam:CreatePolicy"),
+    ("EntityAlreadyExists", "another path"),
+])
+def test_errors_name_the_code_policy_principal_and_fix(iam, code, fix):
+    client, stubber = iam
+    stubber.add_client_error("create_policy", code, "the AWS message")
+    with pytest.raises(AwsCallError) as error:
+        client.create_managed("rdsiam-alice", "/", DOC, None, None)
+    message = str(error.value)
+    assert message.startswith("iam:CreatePolicy on policy 'rdsiam-alice' (policy 'rdsiam-alice' for role analysts) failed: ")
+    assert f"{code}: the AWS message" in message and fix in message
+
+
+def test_a_missing_policy_reads_as_none(iam):
+    client, stubber = iam
+    stubber.add_client_error("get_policy", "NoSuchEntity", "not found")
+    assert client.read_managed(ARN, "rdsiam-alice") is None
+
+
+def test_a_missing_inline_policy_reads_as_none(iam):
+    client, stubber = iam
+    stubber.add_client_error("get_role_policy", "NoSuchEntity", "not found")
+    assert client.read_inline("role", "analysts", "rdsiam-alice") is None
+
+
+def test_tags_are_replaced_exactly(iam):
+    client, stubber = iam
+    stubber.add_response("untag_policy", {}, {"PolicyArn": ARN, "TagKeys": ["old"]})
+    stubber.add_response("tag_policy", {}, {"PolicyArn": ARN, "Tags": [{"Key": "owner", "Value": "ops"}]})
+    client.set_tags(ARN, "rdsiam-alice", {"old": "x", "owner": "dev"}, {"owner": "ops"})
+
+
+def stub_policy(stubber, attachment_count):
+    stubber.add_response("get_policy", {"Policy": {"PolicyName": "rdsiam-alice", "Arn": ARN, "DefaultVersionId": "v3",
+                                                   "AttachmentCount": attachment_count}}, {"PolicyArn": ARN})
+    stubber.add_response("get_policy_version", {"PolicyVersion": {"Document": DOC, "VersionId": "v3"}}, {"PolicyArn": ARN, "VersionId": "v3"})
+
+
+def test_attachments_known_from_the_principals_save_listing_entities(iam):
+    client, stubber = iam
+    stub_policy(stubber, 1)
+    current = client.read_managed(ARN, "rdsiam-alice", {"role": ["analysts"], "user": [], "group": []})
+    assert current["attachments"] == {"role": ["analysts"], "user": [], "group": []} and current["version"] == "v3"
+
+
+def test_other_attachments_are_listed_from_the_policy(iam):
+    client, stubber = iam
+    stub_policy(stubber, 2)
+    stubber.add_response("list_entities_for_policy", {"PolicyRoles": [{"RoleName": "analysts"}, {"RoleName": "other"}],
+                                                      "PolicyUsers": [], "PolicyGroups": []}, {"PolicyArn": ARN})
+    current = client.read_managed(ARN, "rdsiam-alice", {"role": ["analysts"], "user": [], "group": []})
+    assert current["attachments"] == {"role": ["analysts", "other"], "user": [], "group": []}
+
+
+def test_a_missing_principal_has_no_attached_policies(iam):
+    client, stubber = iam
+    stubber.add_client_error("list_attached_role_policies", "NoSuchEntity", "no role")
+    assert client.attached_policy_arns("role", "ghost", "/") is None
