@@ -59,6 +59,23 @@ def sandbox():
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_cache_home(tmp_path_factory):
+    """The collection caches assumed-role credentials under $XDG_CACHE_HOME: never the user's own."""
+    from sandbox import native_build
+
+    saved = {name: os.environ.get(name) for name in ("XDG_CACHE_HOME", "RDSIAM_SANDBOX_CACHE")}
+    # The sandbox's own build cache (plugin headers, compiled parts) stays where it is, shared across runs.
+    os.environ["RDSIAM_SANDBOX_CACHE"] = native_build.cache_dir()
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture
 def sandbox_env(sandbox, monkeypatch):
     """Point AWS SDKs in this process at the sandbox, as `source sandbox/.state/env` would."""
@@ -69,8 +86,12 @@ def sandbox_env(sandbox, monkeypatch):
     return sandbox
 
 
-def pytest_configure(config):
-    """RDSIAM_BUILD=/tmp/x (as with `make install RDSIAM_BUILD=/tmp/x`): test that private build."""
+def pytest_load_initial_conftests(early_config, parser, args):  # pylint: disable=unused-argument
+    """RDSIAM_BUILD=/tmp/x (as with `make install RDSIAM_BUILD=/tmp/x`): test that private build.
+
+    Runs after pytest's `pythonpath` setting is applied (tryfirst there) and before any conftest
+    imports the collection, so the private copy wins over .build/collections.
+    """
     build = os.environ.get("RDSIAM_BUILD")
     if build:
         sys.path.insert(0, os.path.join(build, "collections"))
