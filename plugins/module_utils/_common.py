@@ -18,6 +18,18 @@ from ansible.module_utils.basic import missing_required_lib
 COLLECTION_VERSION = '0.1.0'
 USER_AGENT_EXTRA = 'rdsiam.auth/%s' % COLLECTION_VERSION
 
+# The longest database user name each engine keeps as given, and the unit it counts in. PostgreSQL silently
+# truncates identifiers past NAMEDATALEN - 1 = 63 bytes; MySQL 8 refuses user names past 32 characters; MariaDB
+# keeps 80 characters up to 10.5 (128 from 10.6), so 80 holds on every MariaDB RDS runs. One table for the
+# token lookup, the IAM policies and the database users, so all three refuse the same names.
+DB_USER_NAME_LIMITS = {'postgres': (63, 'bytes'), 'mysql': (32, 'characters'), 'mariadb': (80, 'characters')}
+
+
+def db_user_name_length(name, engine):
+    """(length, limit, unit): name measured the way engine counts it, and that engine's limit."""
+    limit, unit = DB_USER_NAME_LIMITS[engine]
+    return (len(name.encode('utf-8')) if unit == 'bytes' else len(name)), limit, unit
+
 
 class RdsIamError(Exception):
     """Base of every error the rdsiam.auth helpers raise; str(exc) is ready for fail_json(msg=...)."""

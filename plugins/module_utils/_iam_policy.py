@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 
-from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
+from ansible_collections.rdsiam.auth.plugins.module_utils._common import DB_USER_NAME_LIMITS, RdsIamError, db_user_name_length
 
 POLICY_VERSION = '2012-10-17'
 ACTION = 'rds-db:connect'
@@ -27,8 +27,6 @@ POLICY_NAME_MAX = 128
 # The IAM policy variables that can stand for a database user (ABAC); written verbatim.
 _VARIABLE_RE = re.compile(r'\$\{(?:aws:username|aws:userid|aws:PrincipalTag/[\w+=,.@:/-]{1,128})\}')
 _POLICY_NAME_RE = re.compile(r'^[\w+=,.@-]+$')
-# What the engines accept as user names (bytes): PostgreSQL truncates past 63, MySQL 8 refuses past 32, MariaDB past 80.
-USER_NAME_LIMITS = {'postgres': 63, 'mysql': 32, 'mariadb': 80}
 
 
 class PolicyInputError(RdsIamError):
@@ -50,12 +48,11 @@ def db_user_problems(db_user, allow_wildcard_users=False, engines=()):
         problems.append("db user '%s' is a wildcard: it would let the principal connect as any matching database user, master "
                         "user included; list the users, or set allow_wildcard_users: true if that is really meant" % db_user)
     if without_variables == db_user:
-        size = len(db_user.encode('utf-8'))
-        for engine in sorted(set(engines)):
-            limit = USER_NAME_LIMITS.get(engine)
-            if limit and size > limit:
-                problems.append("db user '%s' is %d bytes long but %s user names are at most %d: use a shorter name"
-                                % (db_user, size, engine, limit))
+        for engine in sorted(set(engines) & set(DB_USER_NAME_LIMITS)):
+            length, limit, unit = db_user_name_length(db_user, engine)
+            if length > limit:
+                problems.append("db user '%s' is %d %s long but %s user names are at most %d: use a shorter name"
+                                % (db_user, length, unit, engine, limit))
     return problems
 
 

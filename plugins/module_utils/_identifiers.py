@@ -10,13 +10,12 @@ from __future__ import annotations
 # Names the server would truncate or cannot store are rejected here, before any SQL is built:
 # a silently shortened user name is a different user than the one the IAM policy names.
 
-from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
+from ansible_collections.rdsiam.auth.plugins.module_utils._common import DB_USER_NAME_LIMITS, RdsIamError
 
 # PostgreSQL keeps NAMEDATALEN - 1 = 63 bytes and truncates longer identifiers with only a NOTICE.
-PG_MAX_NAME_BYTES = 63
-# mysql.user.User is CHAR(32) on MySQL 8; MariaDB took 80 characters up to 10.5 and 128 from 10.6, so 80 is the
-# limit a name keeps on every MariaDB that RDS runs. Host is CHAR(255) on both.
-MYSQL_MAX_USER_CHARS = {'mysql': 32, 'mariadb': 80}
+PG_MAX_NAME_BYTES = DB_USER_NAME_LIMITS['postgres'][0]
+# User names: see DB_USER_NAME_LIMITS in _common (MySQL 8: 32, MariaDB: 80 characters). Host is CHAR(255) on both.
+MYSQL_MAX_USER_CHARS = {engine: DB_USER_NAME_LIMITS[engine][0] for engine in ('mysql', 'mariadb')}
 MYSQL_MAX_HOST_CHARS = 255
 # Database and table names: 64 characters on both.
 MYSQL_MAX_IDENT_CHARS = 64

@@ -178,7 +178,7 @@ def test_partition_host_names(lookup, host, region):
     ((), {'endpoint': HOST, 'db_user': 'bad\nuser'}, 'control character'),
     ((), {'endpoint': HOST, 'db_user': 'é' * 32}, '64 bytes long, more than the 63 bytes a user name can have on postgres'),
     ((), {'endpoint': HOST, 'db_user': 'm' * 33, 'port': 3306, 'engine': 'mysql'}, '33 characters long, more than the 32'),
-    ((), {'endpoint': HOST, 'db_user': 'm' * 129, 'port': 3306}, 'more than the 128 characters a user name can have on any RDS engine'),
+    ((), {'endpoint': HOST, 'db_user': 'm' * 81, 'port': 3306}, 'more than the 80 characters a user name can have on any RDS engine'),
 ])
 def test_bad_input_is_one_clear_error(lookup, terms, options, message):
     with pytest.raises(AnsibleLookupError) as err:
