@@ -28,16 +28,13 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._aws import (
 )
 from ansible_collections.rdsiam.auth.plugins.module_utils._token import TokenTargetError, generate_db_auth_token
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError, import_library
+from ansible_collections.rdsiam.auth.plugins.module_utils._rds_targets import ENGINE_DIALECTS
 
 SSL_MODES = ('disable', 'require', 'verify-ca', 'verify-full')
 APPLICATION_NAME = 'rdsiam.auth'
 DEFAULT_PORTS = {'postgres': 5432, 'mysql': 3306, 'mariadb': 3306}
 DEFAULT_DBNAMES = {'postgres': 'postgres'}
 # RDS engine names map onto the driver family; callers may pass either.
-_ENGINE_NAMES = {
-    'postgres': 'postgres', 'postgresql': 'postgres', 'aurora-postgresql': 'postgres',
-    'mysql': 'mysql', 'aurora-mysql': 'mysql', 'aurora': 'mysql', 'mariadb': 'mariadb',
-}
 # libpq learnt sslrootcert=system in PostgreSQL 16.
 _LIBPQ_SYSTEM_ROOTCERT = 160000
 _TLS_FAILURE_RE = re.compile(r'certificate verify failed|SSL error: (?!.*does not match)', re.IGNORECASE)
@@ -95,7 +92,7 @@ class DbLogin(collections.namedtuple('DbLogin', _DB_LOGIN_FIELDS)):
 
 def normalise_engine(engine):
     """'postgres', 'mysql' or 'mariadb' for an engine name as RDS spells it (aurora-postgresql, aurora-mysql, ...)."""
-    name = _ENGINE_NAMES.get((engine or '').lower())
+    name = ENGINE_DIALECTS.get((engine or '').lower())
     if not name:
         raise DbOptionsError("engine '%s' is not supported: use postgres, mysql or mariadb (or an aurora-* name)" % engine)
     return name

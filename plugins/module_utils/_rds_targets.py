@@ -30,13 +30,15 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import region_from_arn
+
 KINDS = ('instance', 'cluster', 'proxy')
 TARGET_KEYS = ('kind', 'identifier', 'arn', 'engine', 'engine_family', 'engine_version', 'endpoint', 'port',
                'reader_endpoint', 'resource_id', 'iam_auth_enabled', 'master_username', 'master_user_secret_arn',
                'parameter_group', 'cluster_identifier', 'region', 'account_id', 'tags', 'status')
 
 # RDS engine names (and proxy engine families, lower-cased) -> the engine whose SQL dialect and IAM mechanism apply.
-_ENGINES = {
+ENGINE_DIALECTS = {
     'postgres': 'postgres',
     'aurora-postgresql': 'postgres',
     'postgresql': 'postgres',  # proxy EngineFamily POSTGRESQL
@@ -74,15 +76,11 @@ def account_id_from_arn(arn):
     return _arn_field(arn, 4)
 
 
-def region_from_arn(arn):
-    return _arn_field(arn, 3)
-
-
 def normalise_engine(engine):
     """('postgres' | 'mysql' | 'mariadb' | other lower-cased name, the engine name as AWS reported it)."""
     if not engine:
         return None, None
-    return _ENGINES.get(engine.lower(), engine.lower()), engine
+    return ENGINE_DIALECTS.get(engine.lower(), engine.lower()), engine
 
 
 def is_valid_identifier(value):
