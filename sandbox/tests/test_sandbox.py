@@ -1,8 +1,10 @@
 """The sandbox as the collection's tests rely on it: the fleet in moto, the servers, the files."""
 import json
 import os
+import pwd
 import ssl
 import stat
+import tempfile
 import urllib.error
 import urllib.request
 
@@ -225,11 +227,43 @@ def _another_sandboxs_pam_copy(name, state_dir):
         return not os.path.exists(os.path.join("/tmp", name))  # gone already: its owner cleaned up
 
 
-def test_down_leaves_no_process_port_or_file_behind():
+def _server_uids():
+    """The accounts the servers run as: postgres and mysql as root, else this user."""
+    if os.geteuid() != 0:
+        return {os.geteuid()}
+    return {pwd.getpwnam(name).pw_uid for name in ("postgres", "mysql") if _account_exists(name)}
+
+
+def _account_exists(name):
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _could_be_a_sandboxs(name):
+    """A /tmp entry a sandbox could leave despite TMPDIR: libpam-wrapper's pam.X copies, the servers' files."""
+    if name.startswith("pam."):
+        return True
+    try:
+        return os.lstat(os.path.join("/tmp", name)).st_uid in _server_uids()
+    except FileNotFoundError:
+        return False
+
+
+def test_down_leaves_no_process_port_or_file_behind(monkeypatch):
     from sandbox.pytest_plugin import private_state_dir
 
-    state_dir = private_state_dir()
+    # Everything that honours TMPDIR goes to a private one, so other programs writing /tmp meanwhile cannot
+    # fail this test; /tmp is still checked for what ignores TMPDIR.
+    private_tmp = tempfile.mkdtemp(prefix="rdsiam-tmp-")
+    os.chmod(private_tmp, 0o1777)  # the servers' accounts write there too
+    monkeypatch.setenv("TMPDIR", private_tmp)
+    monkeypatch.setattr(tempfile, "tempdir", None)  # tempfile caches the directory it chose first
     tmp_before = set(os.listdir("/tmp"))
+    state_dir = private_state_dir()
+    assert os.path.dirname(state_dir) == private_tmp
     state = lifecycle.up(state_dir, specs=(fleet.DEFAULT_FLEET[0], fleet.DEFAULT_FLEET[2]))
     ports = [state["moto"]["port"]] + [entry["port"] for entry in state["servers"]]
     assert all(port_open("127.0.0.1", port) for port in ports)
@@ -239,6 +273,8 @@ def test_down_leaves_no_process_port_or_file_behind():
     assert _processes_mentioning(state_dir) == []
     assert _processes_mentioning(f"sandbox.moto_server 127.0.0.1 {state['moto']['port']}") == []
     assert not os.path.exists(state_dir)
-    leftovers = sorted(set(os.listdir("/tmp")) - tmp_before - {os.path.basename(state_dir)})
-    assert [name for name in leftovers if not _another_sandboxs_pam_copy(name, state_dir)] == []
+    assert os.listdir(private_tmp) == []
+    os.rmdir(private_tmp)
+    leftovers = sorted(set(os.listdir("/tmp")) - tmp_before)
+    assert [name for name in leftovers if _could_be_a_sandboxs(name) and not _another_sandboxs_pam_copy(name, state_dir)] == []
     assert lifecycle.down(state_dir, quiet=True) == []  # a second down is harmless
