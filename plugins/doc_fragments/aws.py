@@ -98,8 +98,9 @@ options:
     description:
       - Whether to keep the temporary credentials of O(assume_role_arn) between tasks, as the AWS CLI does, in a file
         readable only by the user under C($XDG_CACHE_HOME/rdsiam.auth) (default C(~/.cache/rdsiam.auth)).
-      - Cached credentials are used until five minutes before they expire; the cache entry is specific to the role, session
-        name, external id, session tags, source access key and O(endpoint_url).
+      - Cached credentials are used until 15 minutes before they expire, so that a token signed with them lives its full
+        15 minutes; the cache entry is specific to the role, session name, external id, session tags, source access key
+        and O(endpoint_url).
       - Set to V(false) to call STS C(AssumeRole) in every task instead. Tokens and passwords are never cached.
       - If not set, the E(RDSIAM_CREDENTIAL_CACHE) environment variable is used.
     type: bool

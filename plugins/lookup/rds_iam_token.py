@@ -18,10 +18,11 @@ description:
     (SSO, a container or an instance role).
   - Each term is C(db_user@endpoint:port); C(db_user@) and C(:port) may be left out and then come from O(db_user) and O(port).
     Without terms, one token is minted for O(db_user), O(endpoint) and O(port).
-  - The region is taken from the endpoint host name (C(*.REGION.rds.amazonaws.com), C(.amazonaws.com.cn), GovCloud and ISO
-    partitions). A O(region) given to the lookup that contradicts the host name is an error; a region that only comes from
-    E(AWS_REGION) or E(AWS_DEFAULT_REGION) gives way to the host name. A custom DNS name (CNAME) needs O(region), and RDS
-    checks the token against the real endpoint, so sign for that endpoint and connect through the custom name if you must.
+  - The region is taken from the endpoint host name (C(*.REGION.rds.amazonaws.com), C(*.rds.REGION.amazonaws.com.cn) in
+    China, GovCloud and ISO partitions). A O(region) given to the lookup that contradicts the host name is an error; a
+    region that only comes from E(AWS_REGION) or E(AWS_DEFAULT_REGION) gives way to the host name. A custom DNS name
+    (CNAME) needs O(region), and RDS checks the token against the real endpoint, so sign for that endpoint and connect
+    through the custom name if you must.
   - The token is a password for 15 minutes. The lookup never writes it anywhere and never shows it in warnings, errors or
     verbose output; set C(no_log) on tasks that would display it.
 options:
@@ -47,7 +48,7 @@ options:
     description:
       - The database user to log in as. Used when a term gives no C(db_user@).
       - Rejected when no RDS database could have that name, for example empty, with a NUL or control character, or longer
-        than the O(engine) allows (PostgreSQL 63 bytes, MySQL 32 characters, MariaDB 128 characters).
+        than the O(engine) allows (PostgreSQL 63 bytes, MySQL 32 characters, MariaDB 80 characters).
     type: str
     aliases: [user, username]
   engine:
@@ -86,8 +87,8 @@ notes:
     Ansible to load the plugin in its worker process, against well over 100 ms for a lookup that creates a boto3 client.
     Other credential sources are resolved through botocore's chain once per Ansible worker process.
   - Assumed-role credentials are cached between tasks in a mode 0600 file under C($XDG_CACHE_HOME/rdsiam.auth) (default
-    C(~/.cache/rdsiam.auth)), like the AWS CLI does, and refreshed five minutes before they expire. Set
-    O(credential_cache=false) to always call STS.
+    C(~/.cache/rdsiam.auth)), like the AWS CLI does, and refreshed 15 minutes before they expire, so a token signed
+    with them lives its full 15 minutes. Set O(credential_cache=false) to always call STS.
   - A token signed with temporary credentials stops working when they expire, even within its 15 minutes; C(expires_at)
     in the V(dict) output accounts for that.
 seealso:

@@ -91,8 +91,8 @@ _MAX_SESSION_TAGS = 50
 _MAX_TAG_KEY_LEN = 128
 _MAX_TAG_VALUE_LEN = 256
 
-# Refresh assumed-role credentials this long before STS says they expire.
-_EXPIRY_MARGIN_SECONDS = 300
+# Refresh assumed-role credentials this long before STS says they expire (the same margin as the on-disk cache).
+_EXPIRY_MARGIN_SECONDS = _credential_cache.REFRESH_MARGIN_SECONDS
 _MAX_CACHED_SESSIONS = 16
 
 

@@ -21,11 +21,13 @@ import re
 import stat
 import tempfile
 
-from ansible_collections.rdsiam.auth.plugins.module_utils._token import Credentials
+from ansible_collections.rdsiam.auth.plugins.module_utils._token import TOKEN_LIFETIME_SECONDS, Credentials
 
 CACHE_DIR_NAME = 'rdsiam.auth'
-# Cached credentials are used only while they stay valid at least this long.
-REFRESH_MARGIN_SECONDS = 300
+# Cached credentials are used only while they stay valid at least this long: a token dies with the credentials that
+# signed it, so anything shorter would hand out "15-minute" tokens that stop working after a few minutes. The AWS CLI
+# refreshes assumed-role credentials 15 minutes before they expire too.
+REFRESH_MARGIN_SECONDS = TOKEN_LIFETIME_SECONDS
 _FIELDS = ('AccessKeyId', 'SecretAccessKey', 'SessionToken')
 _SESSION_NAME_BAD_CHARS_RE = re.compile(r'[^\w+=,.@-]')
 

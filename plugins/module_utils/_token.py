@@ -124,12 +124,15 @@ def token_expiry(now=None, credentials_expiry=None):
 # ---- the region a token is signed for ----
 
 # Plausible region names: us-east-1, eu-central-2, cn-north-1, us-gov-west-1, us-isob-east-1, eusc-de-east-1.
-REGION_RE = re.compile(r'^[a-z]{2,4}(?:-[a-z]+)+-\d{1,2}$')
+_REGION_PATTERN = r'[a-z]{2,4}(?:-[a-z]+)+-\d{1,2}'
+REGION_RE = re.compile(r'^%s$' % _REGION_PATTERN)
 # RDS endpoint DNS suffixes of every partition (botocore's partitions.json: aws, aws-us-gov, aws-cn, aws-eusc, aws-iso*).
 RDS_DNS_SUFFIXES = ('amazonaws.com', 'amazonaws.com.cn', 'amazonaws.eu', 'c2s.ic.gov', 'sc2s.sgov.gov', 'cloud.adc-e.uk',
                     'csp.hci.ic.gov')
-_RDS_HOSTNAME_RE = re.compile(r'\.([a-z]{2,4}(?:-[a-z]+)+-\d{1,2})\.rds\.(?:%s)\.?$'
-                              % '|'.join(re.escape(suffix) for suffix in RDS_DNS_SUFFIXES))
+# Most partitions name endpoints ID.HASH.REGION.rds.SUFFIX; China (ID.HASH.rds.cn-north-1.amazonaws.com.cn, the older
+# REGION.rds form still resolves) and the ISO partitions put rds first: ID.HASH.rds.REGION.SUFFIX.
+_RDS_HOSTNAME_RE = re.compile(r'\.(?:(%s)\.rds|rds\.(%s))\.(?:%s)\.?$'
+                              % (_REGION_PATTERN, _REGION_PATTERN, '|'.join(re.escape(suffix) for suffix in RDS_DNS_SUFFIXES)))
 
 
 class TokenTargetError(RdsIamError):
@@ -141,9 +144,10 @@ def region_is_plausible(region):
 
 
 def region_from_rds_hostname(hostname):
-    """The region in an RDS/Aurora/Proxy endpoint (``*.REGION.rds.amazonaws.com``, ``.com.cn``, GovCloud, ISO), or None."""
+    """The region in an RDS/Aurora/Proxy endpoint (``*.REGION.rds.amazonaws.com``, ``*.rds.REGION.amazonaws.com.cn``,
+    GovCloud, ISO), or None."""
     match = _RDS_HOSTNAME_RE.search((hostname or '').lower())
-    return match.group(1) if match else None
+    return (match.group(1) or match.group(2)) if match else None
 
 
 def signing_region(hostname, region=None, region_is_explicit=True):

@@ -66,7 +66,8 @@ def test_key_holds_no_input_in_clear():
     assert len(key) == 64 and 'alice' not in key and 'AKIA' not in key
 
 
-@pytest.mark.parametrize('minutes,fresh', [(60, True), (6, True), (4, False), (-1, False)])
+# A token dies with the credentials that signed it: cached ones must outlive a token minted now (15 minutes).
+@pytest.mark.parametrize('minutes,fresh', [(60, True), (16, True), (14, False), (6, False), (4, False), (-1, False)])
 def test_credentials_close_to_expiry_are_a_miss(directory, minutes, fresh):
     key = cache.cache_key(PARAMS, 'AKIASOURCE')
     cache.save(key, credentials(minutes), directory)

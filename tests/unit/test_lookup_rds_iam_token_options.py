@@ -15,6 +15,7 @@ from botocore.stub import Stubber
 from ansible_collections.rdsiam.auth.plugins.doc_fragments import aws as aws_fragment
 from ansible_collections.rdsiam.auth.plugins.lookup import rds_iam_token
 from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _credential_cache
+from ansible_collections.rdsiam.auth.plugins.module_utils._common import DB_USER_NAME_LIMITS
 
 ACCESS = 'AKIAIOSFODNN7EXAMPLE'
 SECRET = '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'
@@ -153,6 +154,10 @@ def test_custom_name_needs_a_region(lookup):
 
 
 @pytest.mark.parametrize('host,region', [('db.abc.cn-north-1.rds.amazonaws.com.cn', 'cn-north-1'),
+                                         # how China endpoints are named today: rds before the region
+                                         ('db.abcdefghijkl.rds.cn-north-1.amazonaws.com.cn', 'cn-north-1'),
+                                         ('c1.cluster-ro-abcdefghijkl.rds.cn-northwest-1.amazonaws.com.cn', 'cn-northwest-1'),
+                                         ('db.abcdefghijkl.rds.us-isob-east-1.sc2s.sgov.gov', 'us-isob-east-1'),
                                          ('db.abc.us-gov-west-1.rds.amazonaws.com', 'us-gov-west-1'),
                                          ('db.abc.us-iso-east-1.rds.c2s.ic.gov', 'us-iso-east-1')])
 def test_partition_host_names(lookup, host, region):
@@ -258,6 +263,24 @@ def test_cached_role_credentials_are_used_without_sts(lookup, sts_denied, tmp_pa
     # With the cache turned off the (denied) STS call happens, and its error is reported.
     with pytest.raises(AnsibleLookupError, match='AccessDenied'):
         lookup('alice@%s' % HOST, credential_cache=False, **options)
+
+
+def test_cached_role_credentials_about_to_expire_are_not_used(lookup, sts_denied):
+    # Credentials with 10 minutes left would sign a "15-minute" token that dies after 10: assume the role again instead.
+    options = {'assume_role_arn': ROLE_ARN, 'role_session_name': 'expiring-session'}
+    key = _credential_cache.cache_key(_credential_cache.assume_role_params(options), ACCESS)
+    expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=10)
+    assert _credential_cache.save(key, {'AccessKeyId': 'ASIAEXPIRINGROLEKEY', 'SecretAccessKey': 'expiring-secret',
+                                        'SessionToken': 'expiring-token', 'Expiration': expires})
+    with pytest.raises(AnsibleLookupError, match='sts:AssumeRole on .* failed: AccessDenied'):
+        lookup('alice@%s' % HOST, **options)
+
+
+def test_documented_user_name_limits_are_the_enforced_ones():
+    described = ' '.join(yaml.safe_load(rds_iam_token.DOCUMENTATION)['options']['db_user']['description'])
+    for engine, name in (('postgres', 'PostgreSQL'), ('mysql', 'MySQL'), ('mariadb', 'MariaDB')):
+        limit, unit = DB_USER_NAME_LIMITS[engine]
+        assert '%s %d %s' % (name, limit, unit) in described
 
 
 def test_malformed_session_tags_are_reported_not_raised(lookup):

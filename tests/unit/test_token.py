@@ -141,3 +141,25 @@ def test_token_expiry_is_fifteen_minutes_or_the_credentials_expiry():
     soon = now + datetime.timedelta(minutes=5)
     assert _token.token_expiry(now, soon) == soon
     assert _token.token_expiry(now, now + datetime.timedelta(hours=1)) == now + datetime.timedelta(minutes=15)
+
+
+@pytest.mark.parametrize('hostname,region', [
+    ('db1.abcdefghijkl.eu-central-1.rds.amazonaws.com', 'eu-central-1'),
+    # China endpoints as RDS names them today, and the older form that still resolves
+    ('db1.abcdefghijkl.rds.cn-north-1.amazonaws.com.cn', 'cn-north-1'),
+    ('px.proxy-abcdefghijkl.rds.cn-northwest-1.amazonaws.com.cn', 'cn-northwest-1'),
+    ('db1.abcdefghijkl.cn-north-1.rds.amazonaws.com.cn', 'cn-north-1'),
+    # ISO and GovCloud endpoints with rds before the region
+    ('c1.cluster-abcdefghijkl.rds.us-iso-east-1.c2s.ic.gov', 'us-iso-east-1'),
+    ('c1.cluster-abcdefghijkl.rds.us-isob-east-1.sc2s.sgov.gov', 'us-isob-east-1'),
+    ('db1.abcdefghijkl.rds.us-gov-west-1.amazonaws.com', 'us-gov-west-1'),
+    ('DB1.ABCDEFGHIJKL.RDS.CN-NORTH-1.AMAZONAWS.COM.CN.', 'cn-north-1'),
+    # not a database endpoint
+    ('rds.cn-north-1.amazonaws.com.cn', None),
+    ('db1.abcdefghijkl.rds.cn-north-1.amazonaws.com.cn.evil.example', None),
+    ('db1.rds.example.com', None),
+])
+def test_region_from_rds_hostname_in_every_naming_form(hostname, region):
+    assert _token.region_from_rds_hostname(hostname) == region
+    if region:
+        assert _token.signing_region(hostname) == region
