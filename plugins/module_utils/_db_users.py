@@ -42,6 +42,7 @@ class UserPlan:
         self.users = []
         self.before = {}
         self.after = {}
+        self.warnings = []
 
     def add(self, sql, params=None):
         self.statements.append(Statement(sql, params))
@@ -83,7 +84,8 @@ def desired_users(params):
         if user['connection_limit'] is not None and user['connection_limit'] < -1:
             raise UserSyncError("user %s: connection_limit %d is not valid: use -1 (no limit) or a number >= 0"
                                 % (ascii(user['name']), user['connection_limit']))
-        key = (user['name'], user['host'])
+        # No host is MySQL's '%', and account hosts compare case-insensitively: 'a'@'H' and 'a'@'h' are one account.
+        key = (user['name'], (user['host'] or '%').lower())
         if key in seen:
             raise UserSyncError('user %s is listed twice: list each user once' % ascii(user['name']))
         seen.add(key)

@@ -33,6 +33,12 @@ RESERVED_USERS = frozenset((
     'mariadb.sys', 'root',
 ))
 
+
+def account_host(user):
+    """The host part as the server stores it: both servers keep account hosts in lower case ('DB.Example' is 'db.example')."""
+    return (user['host'] or DEFAULT_HOST).lower()
+
+
 # A grant level: db is None for *.*; table is None for db.*. For db.* the db is the pattern as the
 # grant tables store it (_ and % escaped), for db.table the plain name.
 Level = collections.namedtuple('Level', 'db table')
@@ -187,7 +193,7 @@ def read_state(cursor, dialect, users):
     admin = cursor.fetchone()[0].rsplit('@', 1)[0]
     names = sorted(set([user['name'] for user in users] + [role for user in users for role in user['roles']]))
     accounts = _read_accounts(cursor, dialect, names)
-    keys = [(user['name'], user['host'] or DEFAULT_HOST) for user in users]
+    keys = [(user['name'], account_host(user)) for user in users]
     state = dict(admin=admin, accounts=accounts, role_grants=_read_role_grants(cursor, dialect, keys),
                  privileges=_read_privileges(cursor, keys), objects=_read_objects(cursor, users, dialect))
     state['default_roles'] = _read_default_roles(cursor, dialect, keys, accounts)
@@ -293,6 +299,21 @@ def _read_objects(cursor, users, dialect):
     return set((_text(db), _text(table) if table is not None else None) for db, table in cursor.fetchall())
 
 
+def names_to_terminate(users, accounts):
+    """(user names whose sessions terminate_sessions may end, {name: accounts of that name that stay}).
+
+    A session only shows its user name, so the sessions of a name are ended only when no account of that name is left.
+    """
+    dropped = set((user['name'], account_host(user)) for user in users
+                  if user['state'] == 'absent' and (user['name'], account_host(user)) in accounts)
+    names = set(name for name, _host in dropped)
+    shared = {}
+    for (name, host), account in sorted(accounts.items()):
+        if name in names and (name, host) not in dropped and not account['is_role']:
+            shared.setdefault(name, []).append('%s@%s' % (ascii(name), ascii(host)))
+    return names - set(shared), shared
+
+
 def read_sessions(cursor, names):
     """{user name: [connection ids]} of live sessions, for terminate_sessions."""
     if not names:
@@ -362,7 +383,7 @@ def _role_exists(state, dialect, role):
 
 def _check_names(user, dialect):
     check_mysql_user(user['name'], dialect)
-    check_mysql_host(user['host'] or DEFAULT_HOST)
+    check_mysql_host(account_host(user))
     for role in user['roles']:
         check_mysql_user(role, dialect, 'role')
 
@@ -374,7 +395,7 @@ def check_names(users, dialect):
         try:
             _check_names(user, dialect)
         except IdentifierError as exc:
-            problems.append('user %s@%s: %s' % (ascii(user['name']), ascii(user['host'] or DEFAULT_HOST), exc))
+            problems.append('user %s@%s: %s' % (ascii(user['name']), ascii(account_host(user)), exc))
     if problems:
         raise UserSyncError('; '.join(problems) + '. Nothing was changed.')
 
@@ -399,7 +420,7 @@ def validate_users(users, dialect, state, options):
     """({account: parsed privileges}, problems) for the whole request, before anything is written."""
     problems, to_convert, parsed = [], [], {}
     for user in users:
-        name, host = user['name'], user['host'] or DEFAULT_HOST
+        name, host = user['name'], account_host(user)
         label = '%s@%s' % (ascii(name), ascii(host))
         try:
             _check_names(user, dialect)
@@ -546,7 +567,7 @@ def plan_mysql_user_changes(users, dialect, state, options, sessions=None):
         raise UserSyncError('; '.join(problems) + '. Nothing was changed.')
     plan = BatchedPlan()
     for user in users:
-        host = user['host'] or DEFAULT_HOST
+        host = account_host(user)
         key = (user['name'], host)
         result = new_user_result(user['name'], host)
         current = state['accounts'].get(key)
@@ -610,12 +631,15 @@ def sync_mysql_users(conn, dialect, users, options, check_mode):
     try:
         with conn.cursor() as cursor:
             state = read_state(cursor, dialect, users)
-            sessions = {}
+            sessions, shared = {}, {}
             if options['terminate_sessions']:
-                dropped = set(user['name'] for user in users
-                              if user['state'] == 'absent' and (user['name'], user['host'] or DEFAULT_HOST) in state['accounts'])
-                sessions = read_sessions(cursor, dropped)
+                names, shared = names_to_terminate(users, state['accounts'])
+                sessions = read_sessions(cursor, names)
             plan = plan_mysql_user_changes(users, dialect, state, options, sessions)
+            for name, kept in sorted(shared.items()):
+                plan.warnings.append('the sessions of %s were not ended: the server does not say which account a session logged in '
+                                     'as, and account(s) %s with that name stay; end them with KILL CONNECTION'
+                                     % (ascii(name), ', '.join(kept)))
 
             def note(index):
                 if not index:

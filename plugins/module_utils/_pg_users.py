@@ -33,11 +33,13 @@ ROLES_QUERY = (
     'SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, r.rolsuper, '
     'ARRAY(SELECT g.rolname FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles g ON g.oid = m.roleid '
     'WHERE m.member = r.oid ORDER BY g.rolname) AS member_of, '
-    "pg_catalog.pg_has_role(current_user, r.oid, 'MEMBER') AS admin_is_member "
+    "pg_catalog.pg_has_role(current_user, r.oid, 'MEMBER') AS admin_is_member, r.oid "
     'FROM pg_catalog.pg_roles r WHERE r.rolname = ANY(%s)'
 )
+# Run after the drops are committed, so a failed drop ends no session and no new login slips in between; by the
+# role's oid, since pg_stat_activity no longer has a name for the sessions of a dropped role.
 TERMINATE_QUERY = ('SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity '
-                   'WHERE usename = %s AND pid <> pg_catalog.pg_backend_pid()')
+                   'WHERE usesysid = %s AND pid <> pg_catalog.pg_backend_pid()')
 
 
 def names_to_read(users, reassign_owned_to):
@@ -57,9 +59,9 @@ def read_state(cursor, users, reassign_owned_to):
     admin = cursor.fetchone()[0]
     cursor.execute(ROLES_QUERY, (names_to_read(users, reassign_owned_to or admin),))
     roles = {}
-    for name, can_login, conn_limit, is_super, member_of, admin_is_member in cursor.fetchall():
+    for name, can_login, conn_limit, is_super, member_of, admin_is_member, oid in cursor.fetchall():
         roles[name] = dict(login=can_login, connection_limit=conn_limit, superuser=is_super,
-                           member_of=list(member_of), admin_is_member=admin_is_member)
+                           member_of=list(member_of), admin_is_member=admin_is_member, oid=oid)
     return admin, roles
 
 
@@ -92,14 +94,16 @@ def validate_users(users, admin, roles, options):
                             'remove it from the list' % (ascii(name), reason))
             continue
         current = roles.get(name)
+        if current and not current['superuser'] and not current['login'] and IAM_ROLE not in current['member_of']:
+            # Most likely a group role such as app_ro listed by mistake: giving it LOGIN would let anyone log in as it,
+            # and dropping it would strip the privileges of every user that gets them through it.
+            problems.append('user %s exists as a role without LOGIN outside rds_iam (a group role?): the module neither turns '
+                            'group roles into users nor drops them; remove it from the list or choose another name' % ascii(name))
+            continue
         if user['state'] == 'absent':
             continue
         if current and current['superuser']:
             problems.append('user %s is a superuser: the module does not manage superusers; remove it from the list' % ascii(name))
-        elif current and not current['login'] and IAM_ROLE not in current['member_of']:
-            # Most likely a group role such as app_ro listed by mistake: giving it LOGIN would let anyone log in as it.
-            problems.append('user %s exists as a role without LOGIN outside rds_iam (a group role?): the module does not turn '
-                            'group roles into users; remove it from the list or choose another name' % ascii(name))
         elif current and current['login'] and IAM_ROLE not in current['member_of'] and not options['convert_password_users']:
             to_convert.append(name)
         if name in user['roles']:
@@ -150,8 +154,6 @@ def _plan_present(plan, user, current, options, result):
 def _plan_absent(plan, user, current, admin, roles, options, result):
     name = quote_pg_ident(user['name'])
     target = options['reassign_owned_to'] or admin
-    if options['terminate_sessions']:
-        plan.add(TERMINATE_QUERY, (user['name'],))
     # REASSIGN OWNED and DROP OWNED need membership in the role (and in the target); CREATEROLE lets the admin grant it.
     if not current['admin_is_member']:
         plan.add('GRANT %s TO %s' % (name, quote_pg_ident(admin)))
@@ -174,6 +176,7 @@ def plan_pg_user_changes(users, admin, roles, options):
     if problems:
         raise UserSyncError('; '.join(problems) + '. Nothing was changed.')
     plan = UserPlan()
+    terminate = []
     for user in users:
         result = new_user_result(user['name'])
         current = roles.get(user['name'])
@@ -182,10 +185,14 @@ def plan_pg_user_changes(users, admin, roles, options):
             _plan_present(plan, user, current, options, result)
         elif current is not None:
             _plan_absent(plan, user, current, admin, roles, options, result)
+            if options['terminate_sessions']:
+                terminate.append(current['oid'])
         result['changed'] = len(plan.statements) > before
         plan.users.append(result)
         plan.before[user['name']] = _view(current)
         plan.after[user['name']] = _expected_view(user, current, options) if user['state'] == 'present' else dict(exists=False)
+    for oid in terminate:
+        plan.add(TERMINATE_QUERY, (oid,))
     return plan
 
 
@@ -219,11 +226,22 @@ def check_names(users, options):
 
 
 def _failure_note(statement):
+    if statement.sql == TERMINATE_QUERY:
+        return ('The users were dropped (committed); ending their live sessions failed: the login needs pg_signal_backend '
+                '(rds_superuser has it), or end them with pg_terminate_backend.')
     note = 'The transaction was rolled back: nothing was changed.'
     if statement.sql.startswith('DROP ROLE'):
         note += (' REASSIGN OWNED and DROP OWNED act only in the database connected to (login_db) and on shared objects: '
                  'reassign or drop what the user owns or holds in the databases the server names, then run again.')
     return note
+
+
+def _split_terminations(plan):
+    """(the plan's transaction, the session terminations that follow its commit): two plans of the same statements."""
+    transaction, after_commit = UserPlan(), UserPlan()
+    for statement in plan.statements:
+        (after_commit if statement.sql == TERMINATE_QUERY else transaction).statements.append(statement)
+    return transaction, after_commit
 
 
 def sync_pg_users(conn, users, options, check_mode):
@@ -234,11 +252,17 @@ def sync_pg_users(conn, users, options, check_mode):
         with conn.cursor() as cursor:
             admin, roles = read_state(cursor, users, options['reassign_owned_to'])
             plan = plan_pg_user_changes(users, admin, roles, options)
-            queries = execute_plan(cursor, plan, check_mode, psycopg2.Error, lambda index: _failure_note(plan.statements[index]))
-        if check_mode or not plan.statements:
-            conn.rollback()
-        else:
-            conn.commit()
+            transaction, after_commit = _split_terminations(plan)
+            queries = execute_plan(cursor, transaction, check_mode, psycopg2.Error,
+                                   lambda index: _failure_note(transaction.statements[index]))
+            if check_mode or not transaction.statements:
+                conn.rollback()
+            else:
+                conn.commit()
+            if after_commit.statements:
+                queries += execute_plan(cursor, after_commit, check_mode, psycopg2.Error,
+                                        lambda index: _failure_note(after_commit.statements[index]))
+                conn.rollback()  # only SELECTs ran; pg_terminate_backend is not transactional
     except psycopg2.Error as exc:
         conn.rollback()
         raise UserSyncError('reading or committing PostgreSQL users failed: %s. Nothing was changed.' % str(exc).strip()) from None

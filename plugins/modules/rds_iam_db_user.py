@@ -29,7 +29,8 @@ author:
 options:
   users:
     description:
-      - The users to manage on this server. Mutually exclusive with O(name).
+      - The users to manage on this server. Mutually exclusive with O(name) and the other top-level user options
+        (O(state), O(roles), O(privileges), O(host), O(connection_limit)); set those per entry.
     type: list
     elements: dict
     suboptions:
@@ -38,7 +39,9 @@ options:
         type: str
         required: true
       state:
-        description: V(present) creates or updates the user; V(absent) drops it.
+        description:
+          - V(present) creates or updates the user; V(absent) drops it.
+          - On PostgreSQL a group role (no C(LOGIN), not in C(rds_iam)) is neither turned into a user nor dropped.
         type: str
         choices: [present, absent]
         default: present
@@ -57,7 +60,9 @@ options:
           - The databases and tables must exist; C(_) and C(%) in database names are taken literally, not as wildcards.
         type: raw
       host:
-        description: MySQL and MariaDB only. The host part of the account; V(%) (any host) when not set.
+        description:
+          - MySQL and MariaDB only. The host part of the account; V(%) (any host) when not set.
+          - Compared and stored in lower case, as both servers keep account hosts.
         type: str
       connection_limit:
         description:
@@ -68,22 +73,22 @@ options:
     description: One user to manage (the same as a one-entry O(users) list). Mutually exclusive with O(users).
     type: str
   state:
-    description: The state of O(name).
+    description: The state of O(name). Mutually exclusive with O(users), whose entries set their own O(users[].state).
     type: str
     choices: [present, absent]
     default: present
   roles:
-    description: The roles of O(name); see O(users[].roles).
+    description: The roles of O(name); see O(users[].roles). Mutually exclusive with O(users).
     type: list
     elements: str
   privileges:
-    description: The privileges of O(name); see O(users[].privileges).
+    description: The privileges of O(name); see O(users[].privileges). Mutually exclusive with O(users).
     type: raw
   host:
-    description: The host part of O(name); see O(users[].host).
+    description: The host part of O(name); see O(users[].host). Mutually exclusive with O(users).
     type: str
   connection_limit:
-    description: The connection limit of O(name); see O(users[].connection_limit).
+    description: The connection limit of O(name); see O(users[].connection_limit). Mutually exclusive with O(users).
     type: int
   engine:
     description:
@@ -118,6 +123,8 @@ options:
     description:
       - With O(users[].state=absent), also end the live sessions of dropped users. A token only gates new logins; a session
         that is open outlives it.
+      - PostgreSQL ends them once the drops are committed. MySQL/MariaDB sessions show only the user name, not the
+        account, so they are left alone (with a warning) while another account of the same name stays.
     type: bool
     default: false
 extends_documentation_fragment:
@@ -279,6 +286,11 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import (
 )
 
 
+# The top-level user options describe O(name) only: next to a users list they would be silently ignored
+# (state=absent with users would create the users it meant to drop).
+SINGLE_USER_EXCLUSIVE = [('users', option) for option in USER_OPTION_SPEC]
+
+
 def argument_spec():
     spec = dict(
         users=dict(type='list', elements='dict', options=dict(USER_OPTION_SPEC)),
@@ -333,12 +345,14 @@ def run(module):
             plan, queries = sync_mysql_users(conn, engine, users, params, module.check_mode)
     finally:
         conn.close()
+    for plan_warning in plan.warnings:
+        module.warn(plan_warning)
     return module_result(plan, queries, engine, module._diff)
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           mutually_exclusive=[('users', 'name')] + DB_ARGUMENT_KWARGS['mutually_exclusive'],
+                           mutually_exclusive=SINGLE_USER_EXCLUSIVE + DB_ARGUMENT_KWARGS['mutually_exclusive'],
                            required_one_of=[('users', 'name')],
                            required_if=DB_ARGUMENT_KWARGS['required_if'],
                            required_together=AWS_ARGUMENT_KWARGS['required_together'],

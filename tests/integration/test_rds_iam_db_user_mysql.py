@@ -237,3 +237,44 @@ def test_engine_auto_tells_mariadb_from_postgres(sandbox, run_db_user, my_names)
                                       "login_secret": sandbox.target(identifier)["secret_arn"]})
     assert result.get("changed") is True and result["engine"] == "mariadb", result
     assert_no_secret(result, sandbox.target(identifier)["master_password"])
+
+
+def test_a_host_in_mixed_case_is_stored_in_lower_case_and_rerun_changes_nothing(sandbox, run_db_user, my_names):
+    """The server lowercases account hosts; comparing with the host as typed made the rerun try CREATE USER again and fail."""
+    identifier = "sbx-mariadb"
+    user, _role = my_names
+    name = user(identifier, "mixed", host="app.example.com")
+    args = {"name": name, "host": "App.Example.COM", "connection_limit": 2}
+
+    first = run_db_user(identifier, args)
+
+    assert first["changed"] is True and first["users"][0]["host"] == "app.example.com", first
+    assert my_account(sandbox, identifier, name, "app.example.com")["plugin"] == IAM
+    again = run_db_user(identifier, args)
+    assert again.get("failed") is not True and again["changed"] is False and again["queries"] == [], again
+    duplicate = run_db_user(identifier, {"users": [{"name": name, "host": "APP.example.com"}, {"name": name, "host": "app.example.com"}]})
+    assert duplicate.get("failed") is True and "listed twice" in duplicate["msg"], duplicate
+    dropped = run_db_user(identifier, {"name": name, "host": "App.Example.COM", "state": "absent"})
+    assert dropped["users"][0]["dropped"] is True and my_account(sandbox, identifier, name, "app.example.com") is None
+
+
+def test_dropping_one_account_ends_no_session_of_another_account_with_the_same_name(sandbox, run_db_user, my_names):
+    """A session shows only its user name: dropping 'twin'@'10.9.%' used to kill the sessions of 'twin'@'%', which stays."""
+    identifier = "sbx-mysql"
+    target = sandbox.target(identifier)
+    user, _role = my_names
+    twin = user(identifier, "twin")  # the fixture drops twin@%; twin@10.9.% is dropped below
+    my_execute(sandbox, identifier, "CREATE USER %s@'%%' IDENTIFIED BY 'twin-pw-1'", (twin,))
+    my_execute(sandbox, identifier, "CREATE USER %s@'10.9.%%' IDENTIFIED BY 'twin-pw-2'", (twin,))
+    session = pymysql.connect(host=target["login_host"], port=target["login_port"], user=twin, password="twin-pw-1")
+    try:
+        dropped = run_db_user(identifier, {"name": twin, "host": "10.9.%", "state": "absent", "terminate_sessions": True})
+
+        assert dropped["users"][0]["dropped"] is True and dropped["queries"] == [f"DROP USER '{twin}'@'10.9.%'"], dropped
+        assert any("were not ended" in str(warning) and f"'{twin}'@'%'" in str(warning) for warning in dropped.get("warnings", [])), dropped
+        with session.cursor() as cur:
+            cur.execute("SELECT CURRENT_USER()")
+            assert cur.fetchone() == (f"{twin}@%",)
+    finally:
+        session.close()
+        my_drop_accounts(sandbox, identifier, (twin, "10.9.%"))

@@ -137,7 +137,8 @@ def test_drop_reassigns_owned_objects_and_ends_live_sessions(sandbox, run_db_use
         dropped = run_db_user(identifier, {"name": leaver, "state": "absent", "terminate_sessions": True, "login_db": "app"})
 
         assert dropped["changed"] is True and dropped["users"][0]["dropped"] is True, dropped
-        assert dropped["queries"][-3:] == [f'REASSIGN OWNED BY "{leaver}" TO "{master}"', f'DROP OWNED BY "{leaver}"', f'DROP ROLE "{leaver}"']
+        assert dropped["queries"][-4:-1] == [f'REASSIGN OWNED BY "{leaver}" TO "{master}"', f'DROP OWNED BY "{leaver}"', f'DROP ROLE "{leaver}"']
+        assert dropped["queries"][-1].startswith("SELECT pg_catalog.pg_terminate_backend(pid)")  # after the drop is committed
         assert pg_role(sandbox, identifier, leaver) is None
         owner = pg_execute(sandbox, identifier, "SELECT tableowner FROM pg_tables WHERE tablename = %s", (table,), dbname="app")
         assert owner == [(master,)]
@@ -264,3 +265,60 @@ def test_a_group_role_listed_as_a_user_is_refused(sandbox, run_db_user, pg_names
     result = run_db_user(identifier, {"name": group, "convert_password_users": True})
     assert result.get("failed") is True and "without LOGIN" in result["msg"] and group in result["msg"], result
     assert pg_all_roles(sandbox, identifier) == before
+
+
+def test_a_group_role_listed_for_removal_is_refused_and_keeps_its_privileges(sandbox, run_db_user, pg_names):
+    """state=absent used to REASSIGN/DROP OWNED and drop a group role such as app_ro, taking its privileges from every member."""
+    identifier = "sbx-aurora-pg"
+    group, member = pg_names(identifier, "app_ro"), pg_names(identifier, "member")
+    pg_create_roles(sandbox, identifier, group)
+    pg_execute(sandbox, identifier, sql.SQL("GRANT CONNECT ON DATABASE app TO {}").format(sql.Identifier(group)))
+    try:
+        run_db_user(identifier, {"name": member, "roles": [group]})
+        before = pg_all_roles(sandbox, identifier)
+        result = run_db_user(identifier, {"name": group, "state": "absent"})
+        assert result.get("failed") is True and "without LOGIN" in result["msg"] and group in result["msg"], result
+        assert pg_all_roles(sandbox, identifier) == before
+        assert pg_execute(sandbox, identifier, "SELECT has_database_privilege(%s, 'app', 'CONNECT')", (group,)) == [(True,)]
+    finally:
+        pg_execute(sandbox, identifier, sql.SQL("REVOKE CONNECT ON DATABASE app FROM {}").format(sql.Identifier(group)))
+
+
+@pytest.mark.parametrize("option", [{"state": "absent"}, {"roles": ["x"]}, {"connection_limit": 2}])
+def test_top_level_user_options_next_to_a_users_list_are_refused(sandbox, run_db_user, pg_names, option):
+    """They describe `name` only: next to `users` they were ignored, so state=absent created the users it meant to drop."""
+    identifier = "sbx-postgres"
+    user = pg_names(identifier, "listed")
+    before = pg_all_roles(sandbox, identifier)
+    result = run_db_user(identifier, {"users": [{"name": user}], **option})
+    assert result.get("failed") is True, result
+    assert "mutually exclusive" in result["msg"] and f"users|{next(iter(option))}" in result["msg"], result
+    assert pg_all_roles(sandbox, identifier) == before
+
+
+def test_a_drop_that_fails_ends_no_session(sandbox, run_db_user, pg_names):
+    """Sessions are ended only once the drop is committed: a rolled-back drop used to have cut them off already."""
+    import psycopg2
+
+    identifier = "sbx-postgres"
+    target = sandbox.target(identifier)
+    stayer = pg_names(identifier, "stayer")
+    table = unique("blocking")
+    pg_execute(sandbox, identifier, sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'stayer-pw-1'").format(sql.Identifier(stayer)))
+    pg_execute(sandbox, identifier, sql.SQL("CREATE TABLE public.{} (i int)").format(sql.Identifier(table)), dbname="app")
+    pg_execute(sandbox, identifier, sql.SQL("GRANT SELECT ON public.{} TO {}").format(sql.Identifier(table), sql.Identifier(stayer)),
+               dbname="app")
+    session = psycopg2.connect(host=target["login_host"], port=target["login_port"], user=stayer, password="stayer-pw-1",
+                               dbname="postgres", sslmode="require")
+    before = pg_all_roles(sandbox, identifier)
+    try:
+        failed = run_db_user(identifier, {"name": stayer, "state": "absent", "terminate_sessions": True})
+
+        assert failed.get("failed") is True and "rolled back" in failed["msg"], failed
+        assert pg_all_roles(sandbox, identifier) == before
+        with session.cursor() as cur:
+            cur.execute("SELECT current_user")
+            assert cur.fetchone() == (stayer,)
+    finally:
+        session.close()
+        pg_execute(sandbox, identifier, sql.SQL("DROP TABLE IF EXISTS public.{}").format(sql.Identifier(table)), dbname="app")

@@ -21,6 +21,10 @@ def test_users_listed_twice_or_not_at_all_are_refused():
     with pytest.raises(UserSyncError, match="listed twice"):
         desired_users({"users": [{"name": "a"}, {"name": "a"}]})
     assert len(desired_users({"users": [{"name": "a", "host": "x"}, {"name": "a", "host": "y"}]})) == 2
+    with pytest.raises(UserSyncError, match="listed twice"):  # the same MySQL account: hosts compare without case
+        desired_users({"users": [{"name": "a", "host": "Db.Example"}, {"name": "a", "host": "db.example"}]})
+    with pytest.raises(UserSyncError, match="listed twice"):  # no host is '%'
+        desired_users({"users": [{"name": "a"}, {"name": "a", "host": "%"}]})
     with pytest.raises(UserSyncError, match="no user given"):
         desired_users({"users": []})
     with pytest.raises(UserSyncError, match="connection_limit -2 is not valid"):

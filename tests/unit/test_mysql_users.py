@@ -10,6 +10,7 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._mysql_users import (
     Level,
     check_names,
     level_text,
+    names_to_terminate,
     parse_privileges,
     plan_mysql_user_changes,
     read_state,
@@ -94,6 +95,21 @@ def test_mariadb_create_with_roles_default_role_and_privileges():
         ("GRANT ALL PRIVILEGES ON `app`.`orders` TO %s@%s", ["alice", "%"]),
     ]
     assert result.users[0]["privileges_granted"] == {"app.*": ["SELECT"], "app.orders": [ALL]}
+
+
+def test_hosts_are_compared_and_written_in_lower_case_as_the_server_stores_them():
+    current = state(accounts={**MARIADB_ROLES, ("alice", "db.example"): account()})
+    result = plan([{"name": "alice", "host": "DB.Example"}], current=current)
+    assert result.statements == [] and result.users[0]["host"] == "db.example"
+    assert pairs(plan([{"name": "bob", "host": "DB.Example"}])) == [(CREATE, ["bob", "db.example"])]
+
+
+def test_sessions_are_ended_only_for_names_no_remaining_account_shares():
+    accounts = {("bob", "%"): account(), ("bob", "10.%"): account(), ("ann", "%"): account(), ("cy", "%"): account(),
+                ("cy", ""): account(is_role=True)}
+    users = desired_users({"users": [{"name": "bob", "host": "10.%", "state": "absent"}, {"name": "ann", "state": "absent"},
+                                     {"name": "cy", "state": "absent"}, {"name": "gone", "state": "absent"}]})
+    assert names_to_terminate(users, accounts) == ({"ann", "cy"}, {"bob": ["'bob'@'%'"]})
 
 
 def test_mysql_dialect_names_roles_with_a_host_and_activates_them_all():

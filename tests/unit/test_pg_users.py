@@ -14,9 +14,9 @@ ADMIN = "postgres"
 OPTIONS = {"grant_mode": "append", "convert_password_users": False, "reassign_owned_to": None, "terminate_sessions": False}
 
 
-def role(login=False, member_of=(), limit=-1, superuser=False, admin_is_member=False):
+def role(login=False, member_of=(), limit=-1, superuser=False, admin_is_member=False, oid=16384):
     return {"login": login, "connection_limit": limit, "superuser": superuser, "member_of": list(member_of),
-            "admin_is_member": admin_is_member}
+            "admin_is_member": admin_is_member, "oid": oid}
 
 
 def catalog(**extra):
@@ -72,6 +72,11 @@ def test_connection_limit_and_login_are_fixed_on_an_existing_iam_role():
 def test_group_roles_are_never_turned_into_users():
     with pytest.raises(UserSyncError, match="user 'app_ro' exists as a role without LOGIN outside rds_iam"):
         plan([{"name": "app_ro"}], convert_password_users=True)
+    with pytest.raises(UserSyncError, match="user 'app_ro' exists as a role without LOGIN outside rds_iam"):
+        plan([{"name": "app_ro", "state": "absent"}])
+    # A disabled IAM user (NOLOGIN, still in rds_iam) and a password user are users: they can be dropped.
+    roles = catalog(off=role(member_of=["rds_iam"]), legacy=role(login=True))
+    assert plan([{"name": "off", "state": "absent"}, {"name": "legacy", "state": "absent"}], roles).users[1]["dropped"] is True
 
 
 def test_password_users_are_refused_naming_them_unless_conversion_is_asked_for():
@@ -122,11 +127,14 @@ def test_exact_mode_revokes_unlisted_roles_but_never_rds_iam():
 
 
 def test_drop_borrows_membership_reassigns_drops_and_terminates_with_a_bound_name():
-    roles = catalog(bob=role(login=True, member_of=["rds_iam"]))
-    result = plan([{"name": "bob", "state": "absent"}], roles, terminate_sessions=True)
-    assert result.statements[0].sql == TERMINATE_QUERY and result.statements[0].params == ("bob",)
-    assert sql_of(result)[1:] == ['GRANT "bob" TO "postgres"', 'REASSIGN OWNED BY "bob" TO "postgres"', 'DROP OWNED BY "bob"',
+    roles = catalog(bob=role(login=True, member_of=["rds_iam"], oid=24601), ann=role(login=True, member_of=["rds_iam"], oid=24602))
+    result = plan([{"name": "bob", "state": "absent"}, {"name": "ann", "state": "absent"}], roles, terminate_sessions=True)
+    # Sessions end after every drop (run after the commit): a failed drop ends none, and no new login slips in between.
+    terminations = [(statement.sql, statement.params) for statement in result.statements[-2:]]
+    assert terminations == [(TERMINATE_QUERY, (24601,)), (TERMINATE_QUERY, (24602,))]
+    assert sql_of(result)[:4] == ['GRANT "bob" TO "postgres"', 'REASSIGN OWNED BY "bob" TO "postgres"', 'DROP OWNED BY "bob"',
                                   'DROP ROLE "bob"']
+    assert "usesysid = %s" in TERMINATE_QUERY
     assert result.users[0]["dropped"] is True and result.after["bob"] == {"exists": False}
 
 
@@ -179,7 +187,7 @@ class RecordingCursor:
 @pytest.mark.parametrize("count", [1, 50, 500])
 def test_state_of_any_number_of_users_is_read_in_two_queries(count):
     users = desired_users({"users": [{"name": "user%d" % index, "roles": ["app_ro"]} for index in range(count)]})
-    cursor = RecordingCursor({"app_ro": (False, -1, False, [], False), "rds_iam": (False, -1, False, [], False)})
+    cursor = RecordingCursor({"app_ro": (False, -1, False, [], False, 16390), "rds_iam": (False, -1, False, [], False, 16391)})
     admin, roles = read_state(cursor, users, None)
     assert len(cursor.executed) == 2
     assert admin == ADMIN and sorted(roles) == ["app_ro", "rds_iam"]
