@@ -74,7 +74,9 @@ def targets_of_region(described, region):
 
 
 def _identifier_matches(target, patterns):
-    return any(fnmatch.fnmatchcase(target['identifier'] or '', pattern) or pattern in (target['arn'], target['resource_id'])
+    # RDS stores identifiers in lower case and matches them case-insensitively; ARNs and resource ids match exactly.
+    identifier = (target['identifier'] or '').lower()
+    return any(fnmatch.fnmatchcase(identifier, pattern.lower()) or pattern in (target['arn'], target['resource_id'])
                for pattern in patterns)
 
 

@@ -171,6 +171,17 @@ def normalise(doc):
     return {'Version': doc.get('Version', '2008-10-17'), 'Statement': _as_sorted_list(canonical)}
 
 
+def is_connect_document(doc):
+    """Whether doc is one this module writes: only rds-db:connect statements with the Sids statement() gives them.
+
+    A policy named like a numbered part (NAME-1) that is not such a document belongs to someone else and is never deleted.
+    """
+    doc = normalise(doc)
+    statements = doc.get('Statement') if isinstance(doc, dict) else None
+    return bool(statements) and all(str(stmt.get('Sid', '')).startswith('RdsIamConnect') and stmt.get('Action') == [ACTION]
+                                    for stmt in statements)
+
+
 def same_document(left, right):
     return normalise(left) == normalise(right)
 

@@ -171,6 +171,13 @@ class IamStore:
                 self.call('delete_policy_version', "policy '%s'" % name, PolicyArn=arn, VersionId=version['VersionId'])
         self.call('delete_policy', "policy '%s'" % name, missing_ok=True, PolicyArn=arn)
 
+    def paths_of(self, name):
+        """{policy name: path} of the customer managed policies named name or name-N, under any path (one paged list)."""
+        found = self.paginate('list_policies', ['Policies'], "policy '%s'" % name, Scope='Local')['Policies']
+        numbered = name + '-'
+        return {policy['PolicyName']: policy.get('Path') or '/' for policy in found
+                if policy['PolicyName'] == name or (policy['PolicyName'].startswith(numbered) and policy['PolicyName'][len(numbered):].isdigit())}
+
     def principal_exists(self, kind, principal):
         return self.call('get_%s' % kind, "%s '%s'" % (kind, principal), missing_ok=True, **{_PRINCIPAL_KEY[kind]: principal}) is not None
 

@@ -159,12 +159,16 @@ class PolicySync:
         """The policy and its numbered parts as they exist now: NAME, then NAME-1, NAME-2, ... until one is missing."""
         name = self.params['name']
         existing = {}
+        self._foreign_part = None
         for candidate in [name] + ['%s-%d' % (name, number) for number in range(1, 1000)]:
             arn = self._policy_arn(candidate)
             known = {kind: [principal for (each, principal), arns in by_principal.items() if each == kind and arns and arn in arns]
                      for kind in PRINCIPAL_TYPES}
             current = self.store.read_managed(arn, candidate, known)
             if current is None and candidate != name:
+                break
+            if current is not None and candidate != name and not docs.is_connect_document(current['document']):
+                self._foreign_part = candidate  # someone else's policy that only looks like a part: never touched
                 break
             if current is not None:
                 existing[candidate] = current
@@ -174,15 +178,28 @@ class PolicySync:
         self._account = caller_account(self.params)
         by_principal = self._attached_from_principals()
         existing = self._read_parts(by_principal)
+        if not wanted and not existing:
+            self._refuse_other_path()
         for name, current in existing.items():
             self.before[name] = dict(document=docs.normalise(current['document']), attachments=current['attachments'])
         names = docs.part_names(self.params['name'], len(wanted)) if wanted else []
+        if self._foreign_part in names:
+            raise docs.PolicyInputError("the grants need %d policies, %s, but '%s' exists and is not an rds-db:connect policy this module "
+                                        "wrote; nothing was changed: choose another name, or rename that policy"
+                                        % (len(names), ', '.join(names), self._foreign_part))
         if names:
             self._check_principals(sorted(pair for pair, arns in by_principal.items() if arns is None), known_missing=True)
         policies = [self._sync_one(name, doc, existing.get(name)) for name, doc in zip(names, wanted)]
         for name in sorted(set(existing) - set(names)):  # numbers (or the unsplit name) no longer needed
             self._write(self.store.delete_managed, existing[name])
         return policies
+
+    def _refuse_other_path(self):
+        """state absent found nothing under path: if the policy lives under another path, saying 'ok' would hide that it stays."""
+        elsewhere = {name: path for name, path in self.store.paths_of(self.params['name']).items() if path != self.params['path']}
+        if elsewhere:
+            raise docs.PolicyInputError('nothing to delete under path %s, but %s exist under %s; nothing was changed: set path to delete them'
+                                        % (self.params['path'], ', '.join(sorted(elsewhere)), ', '.join(sorted(set(elsewhere.values())))))
 
     def _check_principals(self, pairs, known_missing=False):
         """Fail before any write when a principal to attach to does not exist."""

@@ -308,12 +308,21 @@ def settled(kind, item):
     return status == 'available' and apply_status(kind, item) in ('in-sync', None)
 
 
+def _plan_changes(wanted, current, item, identifier, family, level):
+    """plan_parameter_changes, naming the cluster of an Aurora member when a parameter is not in its instance-level group."""
+    try:
+        return plan_parameter_changes(wanted, current, item.get('Engine'), family, level)
+    except ParameterGroupError as exc:
+        if level == 'instance' and item.get('DBClusterIdentifier'):
+            raise ParameterGroupError("%s (DB instance '%s' is a member of cluster '%s')" % (exc, identifier, item['DBClusterIdentifier'])) from None
+        raise
+
+
 def plan_group_work(rds, kind, identifier, item, wanted, options):
     """Everything the run will do to parameter groups, decided before any write.
 
     Returns {level, previous, name, family, create, attach, changes, before, sharers}.
     """
-    engine = item.get('Engine')
     level, previous = group_of(kind, item)
     api = GroupApi(rds, level)
     family = api.family(previous)
@@ -323,17 +332,23 @@ def plan_group_work(rds, kind, identifier, item, wanted, options):
     if options.get('parameter_group_name'):
         check_group_name(options['parameter_group_name'])
     name = options.get('parameter_group_name') or (custom_group_name(family, identifier) if is_default_group(previous) else previous)
+    described = {}
+
+    def parameters_of(group):
+        if group not in described:
+            described[group] = api.parameters(group)
+        return described[group]
+
+    if name != previous and not options.get('parameter_group_name'):
+        # A default group that already holds every value asked for needs no group of its own, nor the reboot a swap costs.
+        if not _plan_changes(wanted, parameters_of(previous), item, identifier, family, level):
+            name = previous
     existing_family = api.family(name) if name != previous else family
     if existing_family and existing_family != family:
         raise ParameterGroupError("parameter group '%s' exists with family %s, but %s '%s' needs family %s: choose another "
                                   "parameter_group_name" % (name, existing_family, kind, identifier, family))
-    current = api.parameters(name if existing_family else previous)
-    try:
-        changes = plan_parameter_changes(wanted, current, engine, family, level)
-    except ParameterGroupError as exc:
-        if level == 'instance' and item.get('DBClusterIdentifier'):
-            raise ParameterGroupError("%s (DB instance '%s' is a member of cluster '%s')" % (exc, identifier, item['DBClusterIdentifier'])) from None
-        raise
+    current = parameters_of(name if existing_family else previous)
+    changes = _plan_changes(wanted, current, item, identifier, family, level)
     sharers = []
     if existing_family and changes:
         sharers = [user for user in api.users(name) if user != identifier]

@@ -14,7 +14,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AWS_ARGUMENT_KWARGS, AWS_ARGUMENT_SPEC, AwsCallError, aws_error_message
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AWS_ARGUMENT_KWARGS, AWS_ARGUMENT_SPEC, AwsCallError, aws_client, aws_error_message
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError, import_library
 from ansible_collections.rdsiam.auth.plugins.module_utils._rds_targets import (
     is_valid_identifier,
@@ -74,7 +74,11 @@ def as_target(kind, item, region):
 
 
 def target_reference(options):
-    """(kind, identifier, arn_region) from db_instance_identifier or db_cluster_identifier; ARNs accepted."""
+    """(kind, identifier, arn_region) from db_instance_identifier or db_cluster_identifier; ARNs accepted.
+
+    The identifier comes back in lower case, as RDS stores it (RDS matches identifiers case-insensitively), so it
+    compares equal to the identifiers describe_* returns.
+    """
     for kind, option in TARGET_OPTIONS.items():
         value = options.get(option)
         if not value:
@@ -86,8 +90,14 @@ def target_reference(options):
         if not is_valid_identifier(identifier):
             raise RdsTargetError("%s '%s' is not an RDS identifier: use 1 to 63 letters, digits and single hyphens, starting with a "
                                  "letter, or the resource's ARN" % (option, value))
-        return kind, identifier, region
+        return kind, identifier.lower(), region
     raise RdsTargetError('no target given: set db_instance_identifier or db_cluster_identifier')
+
+
+def target_client(options):
+    """(kind, identifier, rds client) for the module's target; an ARN is looked up in the region it names."""
+    kind, identifier, arn_region = target_reference(options)
+    return kind, identifier, aws_client(dict(options, region=arn_region or options.get('region')), 'rds')
 
 
 def _client_errors():

@@ -21,13 +21,13 @@ author:
 options:
   db_instance_identifier:
     description:
-      - The DB instance, by identifier or ARN.
+      - The DB instance, by identifier or ARN. An ARN is looked up in the region it names, whatever O(region) says.
       - Exactly one of O(db_instance_identifier) and O(db_cluster_identifier) is required.
     type: str
     aliases: [instance_id]
   db_cluster_identifier:
     description:
-      - The DB cluster (Aurora or Multi-AZ DB cluster), by identifier or ARN.
+      - The DB cluster (Aurora or Multi-AZ DB cluster), by identifier or ARN (looked up in the region it names).
     type: str
     aliases: [cluster_id]
   enabled:
@@ -136,7 +136,6 @@ msg:
   sample: IAM database authentication turned on for instance orders-db
 """
 
-from ansible_collections.rdsiam.auth.plugins.module_utils._aws import aws_client
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
 from ansible_collections.rdsiam.auth.plugins.module_utils._iam_auth_flag import (
     describe_wait,
@@ -150,8 +149,8 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._rds_resources import 
     WaitTimeout,
     as_target,
     describe,
+    target_client,
     target_module,
-    target_reference,
     wait_for,
 )
 
@@ -168,9 +167,7 @@ def argument_spec():
 
 def run(module):
     params = module.params
-    kind, identifier, arn_region = target_reference(params)
-    options = dict(params, region=params.get('region') or arn_region)
-    rds = aws_client(options, 'rds')
+    kind, identifier, rds = target_client(params)
     region = rds.meta.region_name
     kind, identifier, item = flag_holder(rds, kind, identifier, params['follow_cluster'])
     enabled, apply_immediately = params['enabled'], params['apply_immediately']

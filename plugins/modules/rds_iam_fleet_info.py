@@ -33,7 +33,7 @@ options:
   identifiers:
     description:
       - Only targets whose identifier matches one of these exactly or as a shell-style glob (V(app-*)), or whose ARN or resource
-        id is listed.
+        id is listed. Identifiers match regardless of case, as RDS matches them.
     type: list
     elements: str
   engines:

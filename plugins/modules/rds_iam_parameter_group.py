@@ -16,7 +16,8 @@ description:
     other parameter of the group's family through O(parameters).
   - A target on a C(default.*) group, which RDS does not let anyone modify, gets a custom group of the same family
     (named C(rdsiam-<family>-<target>) unless O(parameter_group_name) is given) holding only the values asked for, and
-    the group is attached to it. A custom group already attached is modified in place. A group other targets also use
+    the group is attached to it. When the default group already has every value asked for, the target stays on it (no
+    group is created, and no reboot is needed). A custom group already attached is modified in place. A group other targets also use
     is modified only with O(allow_shared_group=true); the failure message lists who shares it.
   - For an Aurora cluster (O(db_cluster_identifier)) the cluster parameter group is used, where Aurora keeps these
     parameters. O(db_instance_identifier) of an Aurora member addresses its instance-level group.
@@ -30,13 +31,13 @@ author:
 options:
   db_instance_identifier:
     description:
-      - The DB instance, by identifier or ARN.
+      - The DB instance, by identifier or ARN. An ARN is looked up in the region it names, whatever O(region) says.
       - Exactly one of O(db_instance_identifier) and O(db_cluster_identifier) is required.
     type: str
     aliases: [instance_id]
   db_cluster_identifier:
     description:
-      - The DB cluster, by identifier or ARN. Its cluster parameter group is used.
+      - The DB cluster, by identifier or ARN (looked up in the region it names). Its cluster parameter group is used.
     type: str
     aliases: [cluster_id]
   force_ssl:
@@ -220,7 +221,6 @@ msg:
   type: str
 """
 
-from ansible_collections.rdsiam.auth.plugins.module_utils._aws import aws_client
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
 from ansible_collections.rdsiam.auth.plugins.module_utils._parameter_groups import (
     AUDIT_EVENTS,
@@ -238,8 +238,8 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._rds_resources import 
     as_target,
     check_engine,
     describe,
+    target_client,
     target_module,
-    target_reference,
 )
 
 
@@ -277,8 +277,7 @@ def summary(kind, identifier, work, pending, rebooted, check_mode):
 
 def run(module):
     params = module.params
-    kind, identifier, arn_region = target_reference(params)
-    rds = aws_client(dict(params, region=params.get('region') or arn_region), 'rds')
+    kind, identifier, rds = target_client(params)
     item = describe(rds, kind, identifier)
     check_engine(item, identifier)
     wanted = desired_parameters(params, item.get('Engine'))

@@ -26,11 +26,15 @@ options:
   name:
     description:
       - The policy name. Split policies are named O(name) followed by V(-1), V(-2), ...
+      - A policy named like a part that is not an C(rds-db:connect) document written by this module is never changed or
+        deleted; when the grants need its name, the module fails before writing anything.
     type: str
     required: true
   state:
     description:
       - V(present) writes the policy and its attachments; V(absent) detaches and deletes it (and every numbered part).
+      - With V(absent), a managed policy found under another path than O(path) fails the task naming that path, rather than
+        reporting nothing to do while it stays.
     type: str
     choices: [present, absent]
     default: present
@@ -123,7 +127,7 @@ notes:
   - Errors are reported by their AWS code (for example V(NoSuchEntity), V(LimitExceeded), V(MalformedPolicyDocument),
     V(AccessDenied)) with the policy and principal concerned. V(ConcurrentModification) is retried a few times first.
   - Needs C(rds:DescribeDBInstances), C(rds:DescribeDBClusters) (and C(rds:DescribeDBProxies) for proxies),
-    C(sts:GetCallerIdentity) and the IAM permissions for the policy operations.
+    C(sts:GetCallerIdentity) and the IAM permissions for the policy operations (C(iam:ListPolicies) for O(state=absent)).
 seealso:
   - module: rdsiam.auth.rds_iam_fleet_info
   - name: IAM policies for IAM database authentication
@@ -172,7 +176,8 @@ RETURN = r"""
 policies:
   description:
     - The policies as they are now (in check mode, as they would be). Several when the grants were split.
-    - V(arn) and V(version) are null for inline policies, and for a managed policy check mode would create.
+    - V(arn) and V(version) are null for inline policies. For a managed policy check mode would create, V(version) is null and
+      V(arn) is the ARN it would get.
     - V(version) is the default version after the run; in check mode, the current default version.
   returned: always
   type: list

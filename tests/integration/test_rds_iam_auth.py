@@ -9,6 +9,7 @@ import secrets
 import pytest
 
 from rdsiam_harness import run_module
+from sandbox import lifecycle
 
 DELAY_TAG = "sandbox:apply-delay-seconds"
 
@@ -121,6 +122,29 @@ def test_arns_are_accepted_and_a_wrong_kind_of_arn_is_named(sandbox, rds, make_i
     cluster_arn = rds.describe_db_clusters(DBClusterIdentifier=aurora[0])["DBClusters"][0]["DBClusterArn"]
     wrong = _auth(sandbox, db_instance_identifier=cluster_arn)
     assert wrong.get("failed") is True and "pass it as db_cluster_identifier" in wrong["msg"], wrong
+
+
+def test_an_arn_is_looked_up_in_its_own_region(sandbox, rds):
+    """AWS_REGION says us-east-1 (as the sandbox env does); the ARN names another region, and wins."""
+    west = lifecycle.MotoSession(sandbox.moto_url, region="us-west-2").client("rds")
+    name = _name("west")
+    arn = west.create_db_instance(DBInstanceIdentifier=name, DBInstanceClass="db.t4g.micro", Engine="postgres", EngineVersion="15.7",
+                                  MasterUsername="admin1", MasterUserPassword="p4ssword-only-for-moto", AllocatedStorage=20,
+                                  )["DBInstance"]["DBInstanceArn"]
+    try:
+        result = _auth(sandbox, db_instance_identifier=arn)
+        assert result.get("failed") is not True and result["changed"] is True, result
+        assert result["target"]["region"] == "us-west-2" and result["target"]["iam_auth_enabled"] is True
+        assert west.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]["IAMDatabaseAuthenticationEnabled"] is True
+    finally:
+        west.delete_db_instance(DBInstanceIdentifier=name, SkipFinalSnapshot=True)
+
+
+def test_an_identifier_in_another_case_is_the_same_target(sandbox, rds, make_instance):
+    name = make_instance()
+    result = _auth(sandbox, db_instance_identifier=name.upper())
+    assert result["changed"] is True and result["acted_on"] == {"kind": "instance", "identifier": name}, result
+    assert name in result["msg"] and _instance_flag(rds, name) == (True, None)
 
 
 def test_apply_immediately_false_waits_for_the_maintenance_window(sandbox, rds, make_instance, aurora):

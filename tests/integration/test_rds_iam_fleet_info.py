@@ -48,6 +48,7 @@ def test_lists_the_sandbox_fleet_with_resource_ids_moto_reports(sandbox_env):
     ({"engines": ["mariadb", "postgres"], "tags": {"env": "dev"}}, [("instance", "sbx-postgres")]),
     ({"identifiers": ["sbx-m*"], "kinds": ["instance"]}, [("instance", "sbx-mariadb"), ("instance", "sbx-mysql")]),
     ({"identifiers": ["sbx-aurora-pg"]}, [("cluster", "sbx-aurora-pg")]),
+    ({"identifiers": ["SBX-Aurora-PG"]}, [("cluster", "sbx-aurora-pg")]),  # RDS identifiers are case-insensitive
     ({"tags": {"env": "prod", "team": "nobody"}}, []),
 ])
 def test_filters_return_exactly_the_expected_targets(sandbox_env, args, expected):

@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from rdsiam_harness import run_module
+from sandbox import lifecycle
 
 HARDENING = dict(force_ssl=True, log_connections=True, restrict_password_commands=True)
 
@@ -112,6 +113,19 @@ def test_postgres_on_a_default_group_gets_its_own_hardened_group(sandbox, rds, m
     assert _run(sandbox, db_instance_identifier=name, reboot=True, **HARDENING)["changed"] is False
 
 
+def test_a_default_group_that_already_holds_the_values_is_left_alone(sandbox, rds, make_instance):
+    """rds.force_ssl is already 1 on PostgreSQL 15: no custom group, no swap, no reboot pending."""
+    name = make_instance()
+    for check in (True, False):
+        result = _run(sandbox, check=check, diff=True, db_instance_identifier=name, force_ssl=True)
+        assert result["changed"] is False and result["pending_reboot"] is False, result
+        assert result["parameter_group"] == dict(name="default.postgres15", family="postgres15", level="instance",
+                                                 previous="default.postgres15", created=False, attached=False, shared_with=[])
+        assert result["diff"]["before"] == result["diff"]["after"]
+    assert not _group_exists(rds, f"rdsiam-postgres15-{name}")
+    assert _group_status(rds, name) == ("default.postgres15", "in-sync")
+
+
 def test_mariadb_gets_require_secure_transport_and_audit_logging(sandbox, rds, make_instance):
     name = make_instance(engine="mariadb", version="10.11.9")
     group = "enable-mariadb-hardened-" + secrets.token_hex(3)
@@ -153,6 +167,31 @@ def test_a_shared_group_is_refused_without_the_flag(sandbox, rds, make_instance)
     assert allowed["changed"] is True and allowed["parameter_group"]["shared_with"] == [second], allowed
     assert _user_values(rds, group) == {"log_connections": "1"}
     assert _run(sandbox, db_instance_identifier=first, log_connections=True)["changed"] is False
+
+
+def test_an_identifier_in_another_case_does_not_share_the_group_with_itself(sandbox, rds, make_instance):
+    group = "enable-own-" + secrets.token_hex(3)
+    rds.create_db_parameter_group(DBParameterGroupName=group, DBParameterGroupFamily="postgres15", Description="one user")
+    make_instance.groups.append(group)
+    name = make_instance(DBParameterGroupName=group)
+    result = _run(sandbox, db_instance_identifier=name.upper(), log_connections=True)
+    assert result.get("failed") is not True and result["changed"] is True, result
+    assert result["parameter_group"]["name"] == group and result["parameter_group"]["shared_with"] == []
+    assert _user_values(rds, group) == {"log_connections": "1"}
+
+
+def test_an_arn_is_looked_up_in_its_own_region(sandbox):
+    west = lifecycle.MotoSession(sandbox.moto_url, region="us-west-2").client("rds")
+    name = _name("west")
+    arn = west.create_db_instance(DBInstanceIdentifier=name, DBInstanceClass="db.t4g.micro", Engine="postgres", EngineVersion="15.7",
+                                  MasterUsername="admin1", MasterUserPassword="p4ssword-only-for-moto", AllocatedStorage=20,
+                                  )["DBInstance"]["DBInstanceArn"]
+    try:
+        result = _run(sandbox, check=True, db_instance_identifier=arn, log_connections=True)
+        assert result.get("failed") is not True and result["changed"] is True, result
+        assert result["target"]["region"] == "us-west-2" and result["parameter_group"]["name"] == f"rdsiam-postgres15-{name}"
+    finally:
+        west.delete_db_instance(DBInstanceIdentifier=name, SkipFinalSnapshot=True)
 
 
 def test_a_reboot_that_outlasts_wait_timeout_fails_saying_so(sandbox, rds, make_instance):

@@ -178,6 +178,7 @@ def test_check_mode_writes_nothing_and_diff_shows_the_change(env):
     assert ok(created)["changed"] is True and local_policy_names(env, name) == []
     assert created["diff"]["before"] == {} and name in created["diff"]["after"]
     arn = ok(policy(name, [{"db_users": ["fleet_c1"], "targets": ["sbx-mariadb"]}]))["policies"][0]["arn"]
+    assert created["policies"][0]["arn"] == arn and created["policies"][0]["version"] is None  # as RETURN documents it
     changed = ok(policy(name, [{"db_users": ["fleet_c2"], "targets": ["sbx-mariadb"]}], check=True, diff=True))
     assert changed["changed"] is True and versions(env, arn) == [("v1", True)]
     before, after = changed["diff"]["before"][name]["document"], changed["diff"]["after"][name]["document"]
@@ -223,6 +224,37 @@ def test_attachments_tags_and_purge(env):
     assert ok(policy(name, grants, attach_to={"roles": [second]}, purge_attachments=True, tags={"owner": "ops"}))["changed"] is False
     gone = ok(run_module("rds_iam_policy", {"name": name, "state": "absent"}))
     assert gone["changed"] is True and local_policy_names(env, name) == []
+    assert ok(run_module("rds_iam_policy", {"name": name, "state": "absent"}))["changed"] is False
+
+
+def test_absent_without_the_path_of_the_policy_says_so_instead_of_ok(env):
+    name, grants = PREFIX + "pathed", [{"db_users": ["fleet_p"], "targets": ["sbx-postgres"]}]
+    arn = ok(policy(name, grants, path="/fleet-t/"))["policies"][0]["arn"]
+    assert arn.endswith(":policy/fleet-t/" + name)
+    missed = run_module("rds_iam_policy", {"name": name, "state": "absent"})
+    assert missed.get("failed") and "/fleet-t/" in missed["msg"] and "set path" in missed["msg"], missed
+    assert local_policy_names(env, name) == [name]
+    gone = ok(run_module("rds_iam_policy", {"name": name, "state": "absent", "path": "/fleet-t/"}))
+    assert gone["changed"] is True and local_policy_names(env, name) == []
+    assert ok(run_module("rds_iam_policy", {"name": name, "state": "absent"}))["changed"] is False
+
+
+def test_a_policy_that_only_looks_like_a_numbered_part_is_never_touched(env):
+    """Someone's own policy NAME-1 (not an rds-db:connect document) is neither deleted nor overwritten."""
+    name, role = PREFIX + "lookalike", PREFIX + "lookalike-role"
+    create_role(env, role)
+    s3 = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+    theirs = iam(env).create_policy(PolicyName=name + "-1", PolicyDocument=json.dumps(s3))["Policy"]["Arn"]
+    iam(env).attach_role_policy(RoleName=role, PolicyArn=theirs)
+    result = ok(policy(name, [{"db_users": ["fleet_l"], "targets": ["sbx-postgres"]}]))
+    assert [entry["name"] for entry in result["policies"]] == [name] and name + "-1" not in json.dumps(result)
+    assert local_policy_names(env, name) == sorted([name, name + "-1"]) and default_document(env, theirs) == s3
+    assert [r["RoleName"] for r in iam(env).list_entities_for_policy(PolicyArn=theirs)["PolicyRoles"]] == [role]
+    split = policy(name, big_grants(150))
+    assert split.get("failed") and f"'{name}-1' exists and is not an rds-db:connect policy" in split["msg"], split.get("msg")
+    assert default_document(env, theirs) == s3 and local_policy_names(env, name) == sorted([name, name + "-1"])
+    assert ok(run_module("rds_iam_policy", {"name": name, "state": "absent"}))["changed"] is True
+    assert local_policy_names(env, name) == [name + "-1"] and default_document(env, theirs) == s3
     assert ok(run_module("rds_iam_policy", {"name": name, "state": "absent"}))["changed"] is False
 
 

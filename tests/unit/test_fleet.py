@@ -103,6 +103,8 @@ TARGETS = [
     ({"identifiers": ["app-*"]}, ["app-pg", "app-aurora"]),
     ({"identifiers": ["billing", "db-1"]}, ["app-pg", "billing"]),
     ({"identifiers": ["app"]}, []),
+    # RDS keeps identifiers in lower case and matches them case-insensitively
+    ({"identifiers": ["App-*", "BILLING"]}, ["app-pg", "app-aurora", "billing"]),
     ({"engines": ["postgres"]}, ["app-pg", "app-aurora"]),
     ({"engines": ["aurora-postgresql"]}, ["app-aurora"]),
     ({"engines": ["MariaDB"]}, ["billing"]),

@@ -54,6 +54,9 @@ def test_flag_state_reads_clusters_too():
     ({'db_instance_identifier': 'orders-db'}, ('instance', 'orders-db', None)),
     ({'db_cluster_identifier': 'arn:aws:rds:eu-west-1:123456789012:cluster:pay'}, ('cluster', 'pay', 'eu-west-1')),
     ({'db_instance_identifier': 'arn:aws:rds:us-east-1:123456789012:db:orders-db'}, ('instance', 'orders-db', 'us-east-1')),
+    # RDS stores identifiers in lower case and matches them case-insensitively
+    ({'db_instance_identifier': 'Orders-DB'}, ('instance', 'orders-db', None)),
+    ({'db_cluster_identifier': 'arn:aws:rds:eu-west-1:123456789012:cluster:Pay'}, ('cluster', 'pay', 'eu-west-1')),
 ])
 def test_target_reference(options, expected):
     assert target_reference(options) == expected

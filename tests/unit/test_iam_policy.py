@@ -120,3 +120,13 @@ def test_normalise_treats_equivalent_documents_as_equal():
     assert docs.same_document(docs.serialise(ours), json.dumps(theirs, indent=2))
     changed = dict(theirs, Statement=dict(theirs["Statement"], Resource=[arn(RID, "alice")]))
     assert not docs.same_document(ours, changed)
+
+
+def test_only_documents_this_module_writes_count_as_its_own():
+    ours = docs.build_documents([[arn(RID, "alice")]], 6144)[0]
+    assert docs.is_connect_document(ours) and docs.is_connect_document(docs.serialise(ours))
+    s3 = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+    hand_written = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "rds-db:connect", "Resource": "*"}]}
+    mixed = dict(ours, Statement=ours["Statement"] + s3["Statement"])
+    for doc in (s3, hand_written, mixed, {"Version": "2012-10-17", "Statement": []}, "not json"):
+        assert not docs.is_connect_document(doc)

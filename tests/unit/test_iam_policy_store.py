@@ -123,3 +123,11 @@ def test_a_missing_principal_has_no_attached_policies(iam):
     client, stubber = iam
     stubber.add_client_error("list_attached_role_policies", "NoSuchEntity", "no role")
     assert client.attached_policy_arns("role", "ghost", "/") is None
+
+
+def test_paths_of_finds_the_policy_and_its_numbered_parts_under_any_path(iam):
+    client, stubber = iam
+    policies = [{"PolicyName": name, "Path": path} for name, path in (
+        ("rdsiam-alice", "/rdsiam/"), ("rdsiam-alice-2", "/rdsiam/"), ("rdsiam-alice-old", "/"), ("rdsiam-alicex", "/"), ("other", "/"))]
+    stubber.add_response("list_policies", {"Policies": policies}, {"Scope": "Local"})
+    assert client.paths_of("rdsiam-alice") == {"rdsiam-alice": "/rdsiam/", "rdsiam-alice-2": "/rdsiam/"}
