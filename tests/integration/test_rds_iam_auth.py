@@ -19,28 +19,6 @@ def _name(prefix):
 
 
 @pytest.fixture
-def rds(sandbox):
-    return sandbox.moto().client("rds")
-
-
-@pytest.fixture
-def make_instance(rds):
-    created = []
-
-    def make(engine="postgres", version="15.7", tags=None, **extra):
-        name = _name(engine.split("-")[0])
-        rds.create_db_instance(DBInstanceIdentifier=name, DBInstanceClass="db.t4g.micro", Engine=engine, EngineVersion=version,
-                               MasterUsername="admin1", MasterUserPassword="p4ssword-only-for-moto", AllocatedStorage=20,
-                               Tags=[{"Key": key, "Value": value} for key, value in (tags or {}).items()], **extra)
-        created.append(name)
-        return name
-
-    yield make
-    for name in created:
-        rds.delete_db_instance(DBInstanceIdentifier=name, SkipFinalSnapshot=True)
-
-
-@pytest.fixture
 def aurora(rds):
     cluster, member = _name("aurora"), None
     rds.create_db_cluster(DBClusterIdentifier=cluster, Engine="aurora-postgresql", EngineVersion="15.7", MasterUsername="postgres",
@@ -124,20 +102,15 @@ def test_arns_are_accepted_and_a_wrong_kind_of_arn_is_named(sandbox, rds, make_i
     assert wrong.get("failed") is True and "pass it as db_cluster_identifier" in wrong["msg"], wrong
 
 
-def test_an_arn_is_looked_up_in_its_own_region(sandbox, rds):
+def test_an_arn_is_looked_up_in_its_own_region(sandbox, make_instance):
     """AWS_REGION says us-east-1 (as the sandbox env does); the ARN names another region, and wins."""
     west = lifecycle.MotoSession(sandbox.moto_url, region="us-west-2").client("rds")
-    name = _name("west")
-    arn = west.create_db_instance(DBInstanceIdentifier=name, DBInstanceClass="db.t4g.micro", Engine="postgres", EngineVersion="15.7",
-                                  MasterUsername="admin1", MasterUserPassword="p4ssword-only-for-moto", AllocatedStorage=20,
-                                  )["DBInstance"]["DBInstanceArn"]
-    try:
-        result = _auth(sandbox, db_instance_identifier=arn)
-        assert result.get("failed") is not True and result["changed"] is True, result
-        assert result["target"]["region"] == "us-west-2" and result["target"]["iam_auth_enabled"] is True
-        assert west.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]["IAMDatabaseAuthenticationEnabled"] is True
-    finally:
-        west.delete_db_instance(DBInstanceIdentifier=name, SkipFinalSnapshot=True)
+    name = make_instance(region="us-west-2")
+    arn = west.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]["DBInstanceArn"]
+    result = _auth(sandbox, db_instance_identifier=arn)
+    assert result.get("failed") is not True and result["changed"] is True, result
+    assert result["target"]["region"] == "us-west-2" and result["target"]["iam_auth_enabled"] is True
+    assert west.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]["IAMDatabaseAuthenticationEnabled"] is True
 
 
 def test_an_identifier_in_another_case_is_the_same_target(sandbox, rds, make_instance):

@@ -26,30 +26,6 @@ def _run(sandbox, check=False, diff=False, **args):
     return run_module("rds_iam_parameter_group", args, check=check, diff=diff, env=sandbox.aws_env())
 
 
-@pytest.fixture
-def rds(sandbox):
-    return sandbox.moto().client("rds")
-
-
-@pytest.fixture
-def make_instance(rds):
-    created, groups = [], []
-
-    def make(engine="postgres", version="15.7", **extra):
-        name = _name(engine)
-        rds.create_db_instance(DBInstanceIdentifier=name, DBInstanceClass="db.t4g.micro", Engine=engine, EngineVersion=version,
-                               MasterUsername="admin1", MasterUserPassword="p4ssword-only-for-moto", AllocatedStorage=20, **extra)
-        created.append(name)
-        return name
-
-    make.groups = groups  # custom groups a test creates, deleted after the instances
-    yield make
-    for name in created:
-        rds.delete_db_instance(DBInstanceIdentifier=name, SkipFinalSnapshot=True)
-    for name in groups:
-        rds.delete_db_parameter_group(DBParameterGroupName=name)
-
-
 def _instance(rds, name):
     return rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]
 
@@ -180,22 +156,17 @@ def test_an_identifier_in_another_case_does_not_share_the_group_with_itself(sand
     assert _user_values(rds, group) == {"log_connections": "1"}
 
 
-def test_an_arn_is_looked_up_in_its_own_region(sandbox):
+def test_an_arn_is_looked_up_in_its_own_region(sandbox, make_instance):
     west = lifecycle.MotoSession(sandbox.moto_url, region="us-west-2").client("rds")
-    name = _name("west")
-    arn = west.create_db_instance(DBInstanceIdentifier=name, DBInstanceClass="db.t4g.micro", Engine="postgres", EngineVersion="15.7",
-                                  MasterUsername="admin1", MasterUserPassword="p4ssword-only-for-moto", AllocatedStorage=20,
-                                  )["DBInstance"]["DBInstanceArn"]
-    try:
-        result = _run(sandbox, check=True, db_instance_identifier=arn, log_connections=True)
-        assert result.get("failed") is not True and result["changed"] is True, result
-        assert result["target"]["region"] == "us-west-2" and result["parameter_group"]["name"] == f"rdsiam-postgres15-{name}"
-    finally:
-        west.delete_db_instance(DBInstanceIdentifier=name, SkipFinalSnapshot=True)
+    name = make_instance(region="us-west-2")
+    arn = west.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]["DBInstanceArn"]
+    result = _run(sandbox, check=True, db_instance_identifier=arn, log_connections=True)
+    assert result.get("failed") is not True and result["changed"] is True, result
+    assert result["target"]["region"] == "us-west-2" and result["parameter_group"]["name"] == f"rdsiam-postgres15-{name}"
 
 
 def test_a_reboot_that_outlasts_wait_timeout_fails_saying_so(sandbox, rds, make_instance):
-    name = make_instance(Tags=[{"Key": "sandbox:apply-delay-seconds", "Value": "300"}])
+    name = make_instance(tags={"sandbox:apply-delay-seconds": "300"})
     make_instance.groups.append(f"rdsiam-postgres15-{name}")
     result = _run(sandbox, db_instance_identifier=name, restrict_password_commands=True, reboot=True, wait_timeout=1)
     assert result.get("failed") is True and result["changed"] is True, result
