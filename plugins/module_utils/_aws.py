@@ -25,20 +25,9 @@ from urllib.parse import urlparse
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.rdsiam.auth.plugins.module_utils import _credential_cache
-from ansible_collections.rdsiam.auth.plugins.module_utils._credential_cache import (  # noqa: F401 pylint: disable=unused-import
-    assume_role_params,
-    default_role_session_name,  # importable from here as before
-)
-# Region rules live with the token signer (the lookup's fast path imports only that); these names stay importable here.
-from ansible_collections.rdsiam.auth.plugins.module_utils._token import (  # noqa: F401 pylint: disable=unused-import
-    RDS_DNS_SUFFIXES,
-    Credentials as AwsCredentials,
-    REGION_RE,
-    TokenTargetError,
-    region_from_rds_hostname,
-    region_is_plausible,
-    signing_region,
-)
+from ansible_collections.rdsiam.auth.plugins.module_utils._credential_cache import assume_role_params
+# Region rules live with the token signer, which the lookup's fast path imports alone.
+from ansible_collections.rdsiam.auth.plugins.module_utils._token import Credentials as AwsCredentials, region_is_plausible
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import (
     USER_AGENT_EXTRA,
     RdsIamError,

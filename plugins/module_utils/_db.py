@@ -24,9 +24,8 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._aws import (
     aws_error_message,
     region_from_arn,
     resolve_credentials,
-    signing_region,
 )
-from ansible_collections.rdsiam.auth.plugins.module_utils._token import TokenTargetError, generate_db_auth_token
+from ansible_collections.rdsiam.auth.plugins.module_utils._token import TokenTargetError, generate_db_auth_token, signing_region
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError, import_library
 from ansible_collections.rdsiam.auth.plugins.module_utils._rds_targets import ENGINE_DIALECTS
 

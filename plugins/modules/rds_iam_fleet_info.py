@@ -179,7 +179,8 @@ targets:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AWS_ARGUMENT_KWARGS, AWS_ARGUMENT_SPEC, aws_session, region_is_plausible
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AWS_ARGUMENT_KWARGS, AWS_ARGUMENT_SPEC, aws_session
+from ansible_collections.rdsiam.auth.plugins.module_utils._token import region_is_plausible
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
 from ansible_collections.rdsiam.auth.plugins.module_utils._fleet import discover
 from ansible_collections.rdsiam.auth.plugins.module_utils._rds_targets import KINDS

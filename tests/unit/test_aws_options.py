@@ -16,23 +16,21 @@ import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from botocore.stub import Stubber
 
-from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _common, _credential_cache
+from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _common, _credential_cache, _token
 from ansible_collections.rdsiam.auth.plugins.module_utils._aws import (
     AWS_ARGUMENT_KWARGS,
     AWS_ARGUMENT_SPEC,
     AwsCallError,
     AwsOptionsError,
-    assume_role_params,
     aws_client,
     aws_client_kwargs,
     aws_error_message,
     aws_session,
     check_aws_options,
-    default_role_session_name,
     region_from_arn,
-    region_from_rds_hostname,
     tls_verify_setting,
 )
+from ansible_collections.rdsiam.auth.plugins.module_utils._credential_cache import assume_role_params, default_role_session_name
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import MissingLibraryError, import_library
 
 SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYzSECRETKEY'
@@ -388,7 +386,7 @@ def test_aws_error_message_for_other_errors():
     (None, None),
 ])
 def test_region_from_rds_hostname(hostname, region):
-    assert region_from_rds_hostname(hostname) == region
+    assert _token.region_from_rds_hostname(hostname) == region
 
 
 @pytest.mark.parametrize('arn,region', [
@@ -433,30 +431,30 @@ ENDPOINT = 'db1.abcdefghijkl.eu-west-1.rds.amazonaws.com'
 
 
 def test_signing_region_from_host_name():
-    assert _aws.signing_region(ENDPOINT) == 'eu-west-1'
-    assert _aws.signing_region(ENDPOINT, 'eu-west-1') == 'eu-west-1'
+    assert _token.signing_region(ENDPOINT) == 'eu-west-1'
+    assert _token.signing_region(ENDPOINT, 'eu-west-1') == 'eu-west-1'
 
 
 def test_explicit_region_contradicting_the_host_name_is_an_error():
-    with pytest.raises(_aws.TokenTargetError) as err:
-        _aws.signing_region(ENDPOINT, 'us-east-1')
+    with pytest.raises(_token.TokenTargetError) as err:
+        _token.signing_region(ENDPOINT, 'us-east-1')
     assert str(err.value) == ("region 'us-east-1' contradicts endpoint '%s', which is in eu-west-1: a token signed for another "
                               'region never works; remove region or set it to eu-west-1' % ENDPOINT)
 
 
 def test_region_from_the_environment_gives_way_to_the_host_name():
-    assert _aws.signing_region(ENDPOINT, 'us-east-1', region_is_explicit=False) == 'eu-west-1'
+    assert _token.signing_region(ENDPOINT, 'us-east-1', region_is_explicit=False) == 'eu-west-1'
 
 
 def test_custom_host_name_needs_a_region_and_says_rds_wants_the_real_endpoint():
-    assert _aws.signing_region('db.corp.example', 'eu-west-1') == 'eu-west-1'
-    with pytest.raises(_aws.TokenTargetError, match=r"endpoint 'db.corp.example' is not an RDS host name .*set region.*CNAME.*real RDS endpoint"):
-        _aws.signing_region('db.corp.example')
+    assert _token.signing_region('db.corp.example', 'eu-west-1') == 'eu-west-1'
+    with pytest.raises(_token.TokenTargetError, match=r"endpoint 'db.corp.example' is not an RDS host name .*set region.*CNAME.*real RDS endpoint"):
+        _token.signing_region('db.corp.example')
 
 
 def test_implausible_region_for_a_custom_host_name():
-    with pytest.raises(_aws.TokenTargetError, match="region 'moon-1' is not an AWS region name"):
-        _aws.signing_region('db.corp.example', 'moon-1')
+    with pytest.raises(_token.TokenTargetError, match="region 'moon-1' is not an AWS region name"):
+        _token.signing_region('db.corp.example', 'moon-1')
 
 
 # ---- credentials for signing ----
