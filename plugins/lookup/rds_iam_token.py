@@ -234,7 +234,7 @@ class LookupModule(LookupBase):
         options = self.get_options()
         static = options.get('access_key') and options.get('secret_key') and not options.get('profile')
         if static and not any(options.get(name) for name in _ASSUME_ROLE_OPTIONS):
-            return _token.Credentials(options['access_key'], options['secret_key'], options.get('session_token') or None, None, 'options')
+            return _token.Credentials.from_options(options)
         if static and options.get('assume_role_arn') and isinstance(options.get('session_tags') or {}, dict):
             # Only options that once passed the full checks and STS can be in the cache, so a hit needs no more checks.
             cache = importlib.import_module(_MODULE_UTILS + '_credential_cache')

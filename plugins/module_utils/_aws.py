@@ -269,13 +269,7 @@ def resolve_credentials(options):
     check_aws_options(options)
     if options.get('assume_role_arn'):
         return _assumed_role_credentials(options)
-    return _static_credentials(options) or _chain_credentials(aws_session(options))
-
-
-def _static_credentials(options):
-    if options.get('access_key') and options.get('secret_key'):
-        return AwsCredentials(options['access_key'], options['secret_key'], options.get('session_token') or None, None, 'options')
-    return None
+    return AwsCredentials.from_options(options) or _chain_credentials(aws_session(options))
 
 
 def _chain_credentials(session):
@@ -308,7 +302,7 @@ def _no_credentials_message(session):
 def _assumed_role_credentials(options, base_session=None):
     """The role's credentials: from the on-disk cache while they stay fresh, otherwise from one STS AssumeRole call."""
     params = assume_role_params(options)
-    source = _static_credentials(options)
+    source = AwsCredentials.from_options(options)
     if source is None:
         base_session = base_session or _base_session(options)
         source = _chain_credentials(base_session)

@@ -47,6 +47,13 @@ class Credentials(collections.namedtuple('Credentials', 'access_key secret_key s
 
     __str__ = __repr__
 
+    @classmethod
+    def from_options(cls, options):
+        """The access_key/secret_key (and session_token) options as Credentials, or None when they are not both set."""
+        if options.get('access_key') and options.get('secret_key'):
+            return cls(options['access_key'], options['secret_key'], options.get('session_token') or None, None, 'options')
+        return None
+
 
 def percent_encode(value):
     """value percent-encoded the way botocore encodes query parameters."""
