@@ -18,7 +18,7 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamE
 
 USER_OPTION_SPEC = dict(
     name=dict(type='str', required=True),
-    state=dict(type='str', default='present', choices=['present', 'absent']),
+    state=dict(type='str', default='present', choices=['present', 'absent', 'locked']),
     roles=dict(type='list', elements='str'),
     privileges=dict(type='raw'),
     host=dict(type='str'),
@@ -52,10 +52,10 @@ class UserPlan:
         return bool(self.statements)
 
 
-def new_user_result(name, host=None):
-    """The per-user entry of the module's `users` return value, with nothing done yet."""
-    result = dict(name=name, created=False, converted=False, roles_granted=[], roles_revoked=[],
-                  privileges_granted={}, privileges_revoked={}, dropped=False)
+def new_user_result(name, host=None, exists=False):
+    """The per-user entry of the module's `users` return value, with nothing done yet; exists: the user is there now."""
+    result = dict(name=name, exists=exists, created=False, converted=False, roles_granted=[], roles_revoked=[],
+                  privileges_granted={}, privileges_revoked={}, locked=False, unlocked=False, dropped=False)
     if host is not None:
         result['host'] = host
     return result

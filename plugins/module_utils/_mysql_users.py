@@ -203,13 +203,20 @@ def read_state(cursor, dialect, users):
 def _read_accounts(cursor, dialect, names):
     # MariaDB keeps roles and the single default role in mysql.user; MySQL has separate tables for both.
     # MySQL roles are accounts; CREATE ROLE leaves them locked and without credentials, which is how to tell them apart.
-    extra = 'is_role, default_role' if dialect == 'mariadb' else "IF(account_locked = 'Y' AND authentication_string = '', 'Y', 'N'), ''"
-    cursor.execute('SELECT User, Host, plugin, ssl_type, max_user_connections, %s FROM mysql.user WHERE User IN %s'
-                   % (extra, _in_list(len(names))), names)
+    # MariaDB's mysql.user view has no lock column: the lock is a key of the account's JSON in mysql.global_priv.
+    if dialect == 'mariadb':
+        extra = "u.is_role, u.default_role, IF(JSON_VALUE(g.Priv, '$.account_locked') IN ('1', 'true'), 'Y', 'N')"
+        source = 'mysql.user u LEFT JOIN mysql.global_priv g ON g.User = u.User AND g.Host = u.Host'
+    else:
+        extra = "IF(u.account_locked = 'Y' AND u.authentication_string = '', 'Y', 'N'), '', u.account_locked"
+        source = 'mysql.user u'
+    cursor.execute('SELECT u.User, u.Host, u.plugin, u.ssl_type, u.max_user_connections, %s FROM %s WHERE u.User IN %s'
+                   % (extra, source, _in_list(len(names))), names)
     accounts = {}
-    for user, host, plugin, ssl_type, max_conn, is_role, default_role in cursor.fetchall():
+    for user, host, plugin, ssl_type, max_conn, is_role, default_role, locked in cursor.fetchall():
         accounts[(_text(user), _text(host))] = dict(plugin=_text(plugin), ssl_type=_text(ssl_type), connection_limit=int(max_conn),
-                                                    is_role=_text(is_role) == 'Y', default_role=_text(default_role))
+                                                    is_role=_text(is_role) == 'Y', default_role=_text(default_role),
+                                                    locked=_text(locked) == 'Y')
     return accounts
 
 
@@ -302,14 +309,15 @@ def _read_objects(cursor, users, dialect):
 def names_to_terminate(users, accounts):
     """(user names whose sessions terminate_sessions may end, {name: accounts of that name that stay}).
 
-    A session only shows its user name, so the sessions of a name are ended only when no account of that name is left.
+    A session only shows its user name, so the sessions of a name are ended only when every account of that name is
+    dropped or locked by this call.
     """
-    dropped = set((user['name'], account_host(user)) for user in users
-                  if user['state'] == 'absent' and (user['name'], account_host(user)) in accounts)
-    names = set(name for name, _host in dropped)
+    ending = set((user['name'], account_host(user)) for user in users
+                 if user['state'] in ('absent', 'locked') and (user['name'], account_host(user)) in accounts)
+    names = set(name for name, _host in ending)
     shared = {}
     for (name, host), account in sorted(accounts.items()):
-        if name in names and (name, host) not in dropped and not account['is_role']:
+        if name in names and (name, host) not in ending and not account['is_role']:
             shared.setdefault(name, []).append('%s@%s' % (ascii(name), ascii(host)))
     return names - set(shared), shared
 
@@ -432,14 +440,14 @@ def validate_users(users, dialect, state, options):
             problems.append('user %s: connection_limit must be 0 (no limit) or more on MySQL/MariaDB' % label)
         if name == state['admin'] or name in RESERVED_USERS:
             reason = 'the user this module is logged in as' if name == state['admin'] else 'reserved by RDS or the server'
-            problems.append('user %s is %s: it is never converted to IAM or dropped; remove it from the list' % (label, reason))
+            problems.append('user %s is %s: it is never converted to IAM, locked or dropped; remove it from the list' % (label, reason))
             continue
         current = state['accounts'].get((name, host))
         same_name_role = state['accounts'].get((name, ''))  # MariaDB roles live in mysql.user with an empty host
         if (current and current['is_role']) or (same_name_role and same_name_role['is_role']):
             problems.append('user %s is a role, not a user: remove it from the list' % label)
             continue
-        if user['state'] == 'absent':
+        if user['state'] != 'present':
             continue
         if current and current['plugin'] != IAM_PLUGIN and not options['convert_password_users']:
             to_convert.append(label)
@@ -463,9 +471,12 @@ def _plan_account(plan, user, host, current, result):
                              item="%%s@%%s IDENTIFIED WITH %s AS 'RDS'" % IAM_PLUGIN)
         result['created'] = True
         return
+    # present lifts a lock (state=locked, or ACCOUNT LOCK by hand); the lock option comes last in ALTER USER.
+    unlock = ' ACCOUNT UNLOCK' if current['locked'] else ''
+    result['unlocked'] = current['locked']
     if current['plugin'] != IAM_PLUGIN:
-        plan.add_for_account(PHASE_ACCOUNT, 'ALTER USER ', account, " IDENTIFIED WITH %s AS 'RDS' REQUIRE SSL%s" % (IAM_PLUGIN, limit_clause),
-                             batch=False)
+        plan.add_for_account(PHASE_ACCOUNT, 'ALTER USER ', account,
+                             " IDENTIFIED WITH %s AS 'RDS' REQUIRE SSL%s%s" % (IAM_PLUGIN, limit_clause, unlock), batch=False)
         result['converted'] = True
         return
     changes = []
@@ -473,6 +484,8 @@ def _plan_account(plan, user, host, current, result):
         changes.append('REQUIRE SSL')
     if limit is not None and limit != current['connection_limit']:
         changes.append(limit_clause.strip())
+    if unlock:
+        changes.append(unlock.strip())
     if changes:
         plan.add_for_account(PHASE_ACCOUNT, 'ALTER USER ', account, ' ' + ' '.join(changes), batch=False)
 
@@ -555,7 +568,7 @@ def _revoke(plan, level, privileges, account, result):
 def _view(current, roles, defaults, privileges):
     if current is None:
         return dict(exists=False)
-    return dict(exists=True, iam=current['plugin'] == IAM_PLUGIN, require_ssl=current['ssl_type'] != '',
+    return dict(exists=True, iam=current['plugin'] == IAM_PLUGIN, require_ssl=current['ssl_type'] != '', locked=current['locked'],
                 connection_limit=current['connection_limit'], roles=sorted(roles), default_roles=sorted(defaults),
                 privileges=dict((level_text(level), sorted(privs)) for level, privs in sorted(privileges.items(), key=str) if privs))
 
@@ -569,8 +582,8 @@ def plan_mysql_user_changes(users, dialect, state, options, sessions=None):
     for user in users:
         host = account_host(user)
         key = (user['name'], host)
-        result = new_user_result(user['name'], host)
         current = state['accounts'].get(key)
+        result = new_user_result(user['name'], host, exists=user['state'] == 'present' or (user['state'] == 'locked' and current is not None))
         before = len(plan.ops)
         view_key = '%s@%s' % key
         plan.before[view_key] = _view(current, state['role_grants'].get(key, ()), state['default_roles'].get(key, ()),
@@ -580,14 +593,21 @@ def plan_mysql_user_changes(users, dialect, state, options, sessions=None):
             _plan_roles(plan, dialect, user, host, state, options, result)
             _plan_privileges(plan, key, parsed[key], state['privileges'].get(key, {}), options, result)
             plan.after[view_key] = _expected_view(plan.before[view_key], user, result, dialect, options)
+        elif current is None:
+            plan.after[view_key] = dict(exists=False)  # nothing to drop or lock: `exists` false says so
         else:
-            if current is not None:
-                # DROP USER first: an account that no longer exists cannot log in again between KILL and DROP.
+            # DROP USER or ACCOUNT LOCK first: the account cannot log in again between KILL and the change.
+            if user['state'] == 'absent':
                 plan.add_for_account(PHASE_DROP, 'DROP USER ', _account_params(*key))
-                for conn_id in (sessions or {}).get(user['name'], []) if options['terminate_sessions'] else []:
-                    plan.add_plain(PHASE_KILL, 'KILL CONNECTION %d' % conn_id)
                 result['dropped'] = True
-            plan.after[view_key] = dict(exists=False)
+                plan.after[view_key] = dict(exists=False)
+            else:
+                if not current['locked']:
+                    plan.add_for_account(PHASE_ACCOUNT, 'ALTER USER ', _account_params(*key), ' ACCOUNT LOCK')
+                    result['locked'] = True
+                plan.after[view_key] = dict(plan.before[view_key], locked=True)
+            for conn_id in (sessions or {}).get(user['name'], []) if options['terminate_sessions'] else []:
+                plan.add_plain(PHASE_KILL, 'KILL CONNECTION %d' % conn_id)
         result['changed'] = len(plan.ops) > before
         plan.users.append(result)
     plan.finish()
@@ -596,7 +616,7 @@ def plan_mysql_user_changes(users, dialect, state, options, sessions=None):
 
 def _expected_view(before, user, result, dialect, options):
     after = dict(before) if before.get('exists') else dict(exists=True, roles=[], default_roles=[], privileges={}, connection_limit=0)
-    after.update(iam=True, require_ssl=True)
+    after.update(iam=True, require_ssl=True, locked=False)
     if user['connection_limit'] is not None:
         after['connection_limit'] = user['connection_limit']
     roles = set(after['roles']) - set(result['roles_revoked']) | set(result['roles_granted'])

@@ -9,6 +9,7 @@ from __future__ import annotations
 # IAM database users on PostgreSQL (RDS and Aurora): read the state of every listed user in two
 # queries, plan the statements that make it match, and run them in one transaction.
 # An IAM user is a LOGIN role that is a member of rds_iam; its privileges come from roles.
+# A locked user is the same role with NOLOGIN: it keeps its memberships and what it owns.
 
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import import_library
 from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import UserPlan, UserSyncError, execute_plan, new_user_result
@@ -28,16 +29,18 @@ RESERVED_ROLES = frozenset((
 
 CURRENT_USER_QUERY = 'SELECT current_user'
 # One query for all listed users and every role they mention; pg_has_role tells whether the admin
-# already holds the membership REASSIGN OWNED needs.
+# already holds the membership REASSIGN OWNED needs, and the session count whether a user that is already
+# locked still has sessions for terminate_sessions to end (pid and usesysid are visible to every role).
 ROLES_QUERY = (
     'SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, r.rolsuper, '
     'ARRAY(SELECT g.rolname FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles g ON g.oid = m.roleid '
     'WHERE m.member = r.oid ORDER BY g.rolname) AS member_of, '
-    "pg_catalog.pg_has_role(current_user, r.oid, 'MEMBER') AS admin_is_member, r.oid "
-    'FROM pg_catalog.pg_roles r WHERE r.rolname = ANY(%s)'
+    "pg_catalog.pg_has_role(current_user, r.oid, 'MEMBER') AS admin_is_member, r.oid, COALESCE(a.sessions, 0) AS sessions "
+    'FROM pg_catalog.pg_roles r LEFT JOIN (SELECT usesysid, count(*) AS sessions FROM pg_catalog.pg_stat_activity '
+    'WHERE pid <> pg_catalog.pg_backend_pid() GROUP BY usesysid) a ON a.usesysid = r.oid WHERE r.rolname = ANY(%s)'
 )
-# Run after the drops are committed, so a failed drop ends no session and no new login slips in between; by the
-# role's oid, since pg_stat_activity no longer has a name for the sessions of a dropped role.
+# Run after the drops and locks are committed, so a failed one ends no session and no new login slips in between;
+# by the role's oid, since pg_stat_activity no longer has a name for the sessions of a dropped role.
 TERMINATE_QUERY = ('SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity '
                    'WHERE usesysid = %s AND pid <> pg_catalog.pg_backend_pid()')
 
@@ -59,9 +62,9 @@ def read_state(cursor, users, reassign_owned_to):
     admin = cursor.fetchone()[0]
     cursor.execute(ROLES_QUERY, (names_to_read(users, reassign_owned_to or admin),))
     roles = {}
-    for name, can_login, conn_limit, is_super, member_of, admin_is_member, oid in cursor.fetchall():
+    for name, can_login, conn_limit, is_super, member_of, admin_is_member, oid, sessions in cursor.fetchall():
         roles[name] = dict(login=can_login, connection_limit=conn_limit, superuser=is_super,
-                           member_of=list(member_of), admin_is_member=admin_is_member, oid=oid)
+                           member_of=list(member_of), admin_is_member=admin_is_member, oid=oid, sessions=sessions)
     return admin, roles
 
 
@@ -90,10 +93,14 @@ def validate_users(users, admin, roles, options):
                             'roles (such as app_ro) and list them in roles' % ascii(name))
         if name == admin or name in RESERVED_ROLES:
             reason = 'the user this module is logged in as' if name == admin else 'reserved by RDS'
-            problems.append('user %s is %s: it is never converted to IAM, granted rds_iam or dropped; '
+            problems.append('user %s is %s: it is never converted to IAM, granted rds_iam, locked or dropped; '
                             'remove it from the list' % (ascii(name), reason))
             continue
         current = roles.get(name)
+        if user['state'] == 'locked':
+            if current and current['superuser']:
+                problems.append('user %s is a superuser: the module does not manage superusers; remove it from the list' % ascii(name))
+            continue  # a role without LOGIN (a group role, or a user locked before) is left as it is
         if current and not current['superuser'] and not current['login'] and IAM_ROLE not in current['member_of']:
             # Most likely a group role such as app_ro listed by mistake: giving it LOGIN would let anyone log in as it,
             # and dropping it would strip the privileges of every user that gets them through it.
@@ -134,7 +141,9 @@ def _plan_present(plan, user, current, options, result):
         member_of = []
     else:
         member_of = current['member_of']
+        # NOLOGIN here is an IAM user that was locked (state=locked or by hand): present lifts the lock.
         changes = [] if current['login'] else ['LOGIN']
+        result['unlocked'] = not current['login']
         if limit is not None and limit != current['connection_limit']:
             changes.append('CONNECTION LIMIT %d' % limit)
         if changes:
@@ -149,6 +158,15 @@ def _plan_present(plan, user, current, options, result):
         if revoke:
             plan.add('REVOKE %s FROM %s' % (', '.join(quote_pg_ident(role) for role in revoke), name))
             result['roles_revoked'] = revoke
+
+
+def _plan_locked(plan, user, current, options, result):
+    """NOLOGIN, leaving memberships and owned objects alone; True when its sessions are to be ended."""
+    if current['login']:
+        plan.add('ALTER ROLE %s NOLOGIN' % quote_pg_ident(user['name']))
+        result['locked'] = True
+    # A user locked earlier may still have sessions open (a lock only gates new logins): end those too.
+    return options['terminate_sessions'] and (current['login'] or current['sessions'] > 0)
 
 
 def _plan_absent(plan, user, current, admin, roles, options, result):
@@ -178,25 +196,36 @@ def plan_pg_user_changes(users, admin, roles, options):
     plan = UserPlan()
     terminate = []
     for user in users:
-        result = new_user_result(user['name'])
         current = roles.get(user['name'])
+        exists = user['state'] == 'present' or (user['state'] == 'locked' and current is not None)
+        result = new_user_result(user['name'], exists=exists)  # a user to lock that is not there: exists false, no change
         before = len(plan.statements)
         if user['state'] == 'present':
             _plan_present(plan, user, current, options, result)
-        elif current is not None:
+        elif current is None:
+            pass
+        elif user['state'] == 'locked':
+            if _plan_locked(plan, user, current, options, result):
+                terminate.append(current['oid'])
+        else:
             _plan_absent(plan, user, current, admin, roles, options, result)
             if options['terminate_sessions']:
                 terminate.append(current['oid'])
-        result['changed'] = len(plan.statements) > before
+        # Ending its sessions changes a user too, although those statements come after everything else.
+        result['changed'] = len(plan.statements) > before or bool(current and current['oid'] in terminate)
         plan.users.append(result)
         plan.before[user['name']] = _view(current)
-        plan.after[user['name']] = _expected_view(user, current, options) if user['state'] == 'present' else dict(exists=False)
+        plan.after[user['name']] = _expected_view(user, current, options)
     for oid in terminate:
         plan.add(TERMINATE_QUERY, (oid,))
     return plan
 
 
 def _expected_view(user, current, options):
+    if user['state'] == 'absent' or (current is None and user['state'] == 'locked'):
+        return dict(exists=False)
+    if user['state'] == 'locked':
+        return dict(_view(current), login=False)
     kept = []
     if current and options['grant_mode'] == 'append':
         kept = [role for role in current['member_of'] if role != IAM_ROLE]
@@ -227,7 +256,7 @@ def check_names(users, options):
 
 def _failure_note(statement):
     if statement.sql == TERMINATE_QUERY:
-        return ('The users were dropped (committed); ending their live sessions failed: the login needs pg_signal_backend '
+        return ('The users were dropped or locked (committed); ending their live sessions failed: the login needs pg_signal_backend '
                 '(rds_superuser has it), or end them with pg_terminate_backend.')
     note = 'The transaction was rolled back: nothing was changed.'
     if statement.sql.startswith('DROP ROLE'):

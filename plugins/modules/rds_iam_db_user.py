@@ -18,7 +18,7 @@ description:
   - The state of every listed user is read in a fixed number of queries, compared, and only the statements needed are run.
     On PostgreSQL they run in one transaction; MySQL and MariaDB commit account statements at once, so everything
     (names, roles, databases, tables, privileges, safety rules) is checked before the first one.
-  - The module never grants C(rds_iam) to, converts or drops the user it is logged in as, nor the accounts RDS reserves
+  - The module never grants C(rds_iam) to, converts, locks or drops the user it is logged in as, nor the accounts RDS reserves
     (C(rdsadmin), C(rds_superuser), C(rds_iam), C(rdsrepladmin), C(rdsproxyadmin), C(mysql.sys), C(mysql.session),
     C(mysql.infoschema), ...).
   - Names the server would silently truncate or cannot store are refused (PostgreSQL more than 63 bytes; MySQL user names
@@ -41,9 +41,17 @@ options:
       state:
         description:
           - V(present) creates or updates the user; V(absent) drops it.
-          - On PostgreSQL a group role (no C(LOGIN), not in C(rds_iam)) is neither turned into a user nor dropped.
+          - V(locked) keeps the user, with its roles, privileges and objects, but stops it from logging in (offboarding
+            without dropping); C(ALTER ROLE ... NOLOGIN) on PostgreSQL, C(ALTER USER ... ACCOUNT LOCK) on MySQL and
+            MariaDB (10.4 or later). A user that does not exist is left absent (RV(users[].exists) is V(false), nothing
+            changes). O(users[].roles), O(users[].privileges) and O(users[].connection_limit) are not applied.
+          - V(present) lifts a lock (C(LOGIN) back, or C(ACCOUNT UNLOCK)); existing sessions of a locked user stay open
+            unless O(terminate_sessions) ends them.
+          - On PostgreSQL a group role (no C(LOGIN), not in C(rds_iam)) is neither turned into a user nor dropped; listed
+            as V(locked) it is left as it is. A password user (outside C(rds_iam)) locked on PostgreSQL looks like a group
+            role afterwards, so V(present) refuses it; give it C(LOGIN) back by hand.
         type: str
-        choices: [present, absent]
+        choices: [present, absent, locked]
         default: present
       roles:
         description:
@@ -73,9 +81,11 @@ options:
     description: One user to manage (the same as a one-entry O(users) list). Mutually exclusive with O(users).
     type: str
   state:
-    description: The state of O(name). Mutually exclusive with O(users), whose entries set their own O(users[].state).
+    description:
+      - The state of O(name), V(present), V(absent) or V(locked); see O(users[].state).
+      - Mutually exclusive with O(users), whose entries set their own O(users[].state).
     type: str
-    choices: [present, absent]
+    choices: [present, absent, locked]
     default: present
   roles:
     description: The roles of O(name); see O(users[].roles). Mutually exclusive with O(users).
@@ -121,10 +131,11 @@ options:
     type: str
   terminate_sessions:
     description:
-      - With O(users[].state=absent), also end the live sessions of dropped users. A token only gates new logins; a session
-        that is open outlives it.
-      - PostgreSQL ends them once the drops are committed. MySQL/MariaDB sessions show only the user name, not the
-        account, so they are left alone (with a warning) while another account of the same name stays.
+      - With O(users[].state=absent) or O(users[].state=locked), also end the live sessions of dropped or locked users
+        (including users locked earlier that still have sessions open). A token only gates new logins; a session that is
+        open outlives it, and so does a lock.
+      - PostgreSQL ends them once the drops and locks are committed. MySQL/MariaDB sessions show only the user name, not
+        the account, so they are left alone (with a warning) while another account of the same name stays able to log in.
     type: bool
     default: false
 extends_documentation_fragment:
@@ -138,7 +149,9 @@ attributes:
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
-    details: Before and after per user (existence, IAM, roles, privileges, connection limit), keyed by name (C(name@host) on MySQL/MariaDB).
+    details: >-
+      Before and after per user (existence, IAM, roles, privileges, connection limit; a lock as C(login) on PostgreSQL and
+      C(locked) on MySQL/MariaDB), keyed by name (C(name@host) on MySQL/MariaDB).
   action_group:
     description: Use C(group/rdsiam.auth.rdsiam) in C(module_defaults) to set the connection options once.
     support: full
@@ -191,6 +204,26 @@ EXAMPLES = r"""
     reassign_owned_to: app_owner
     terminate_sessions: true
 
+- name: Offboard without dropping - lock two users on every server they are on and end their sessions
+  rdsiam.auth.rds_iam_db_user:
+    endpoint: "{{ item.endpoint }}"
+    ca_cert: /etc/ssl/rds/global-bundle.pem
+    login_secret: "{{ item.master_secret_arn }}"
+    terminate_sessions: true
+    users:
+      - name: bob
+        state: locked
+      - name: carol
+        state: locked
+  loop: "{{ databases }}"
+
+- name: Let bob log in again (lifts the lock, keeps his roles)
+  rdsiam.auth.rds_iam_db_user:
+    endpoint: orders.abcdefghijkl.eu-west-1.rds.amazonaws.com
+    ca_cert: /etc/ssl/rds/global-bundle.pem
+    login_secret: "{{ master_secret_arn }}"
+    name: bob
+
 - name: Switch existing password users to IAM (whatever used their passwords must move to tokens first)
   rdsiam.auth.rds_iam_db_user:
     endpoint: orders.abcdefghijkl.eu-west-1.rds.amazonaws.com
@@ -222,6 +255,11 @@ users:
       description: The host part of the account (MySQL/MariaDB only).
       type: str
       sample: '%'
+    exists:
+      description:
+        - Whether the user exists after the run (in check mode, would exist).
+        - V(false) with O(users[].state=locked) means the user was not there, so there was nothing to lock.
+      type: bool
     changed:
       description: Whether anything was (or in check mode would be) changed for this user.
       type: bool
@@ -247,12 +285,18 @@ users:
     privileges_revoked:
       description: MySQL/MariaDB privileges revoked, by C(db.table) (O(grant_mode=exact)).
       type: dict
+    locked:
+      description: Whether the user was locked (O(users[].state=locked)); V(false) when it was locked already.
+      type: bool
+    unlocked:
+      description: Whether O(users[].state=present) lifted a lock (PostgreSQL C(LOGIN), MySQL/MariaDB C(ACCOUNT UNLOCK)).
+      type: bool
     dropped:
       description: Whether the user was dropped.
       type: bool
   sample:
-    - {name: alice, changed: true, created: true, converted: false, roles_granted: [app_ro], roles_revoked: [],
-       privileges_granted: {}, privileges_revoked: {}, dropped: false}
+    - {name: alice, exists: true, changed: true, created: true, converted: false, roles_granted: [app_ro], roles_revoked: [],
+       privileges_granted: {}, privileges_revoked: {}, locked: false, unlocked: false, dropped: false}
 queries:
   description: The statements run (in check mode, the ones a real run would run), with values as sent. Never holds a secret.
   returned: always

@@ -126,6 +126,11 @@ def my_account(sandbox, identifier, user, host="%"):
     return {"plugin": plugin, "ssl_type": ssl_type, "max_user_connections": int(limit), "default_role": default_role}
 
 
+def my_create_user(sandbox, identifier, user, host="%"):
+    """SHOW CREATE USER: how the server itself describes an account (it ends in ACCOUNT LOCK when locked)."""
+    return my_execute(sandbox, identifier, "SHOW CREATE USER %s@%s", (user, host))[0][0]
+
+
 def my_grants(sandbox, identifier, user, host="%"):
     return sorted(row[0] for row in my_execute(sandbox, identifier, "SHOW GRANTS FOR %s@%s", (user, host)))
 

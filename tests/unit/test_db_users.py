@@ -2,6 +2,7 @@
 import pytest
 
 from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import (
+    USER_OPTION_SPEC,
     UserPlan,
     UserSyncError,
     classify_first_reply,
@@ -9,12 +10,21 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import (
     execute_plan,
     module_result,
     mysql_dialect,
+    new_user_result,
 )
 
 
 def test_one_top_level_user_is_a_one_entry_list():
     assert desired_users({"name": "alice", "roles": ["r", "r", "s"], "state": None}) == [
         {"name": "alice", "state": "present", "roles": ["r", "s"], "privileges": None, "host": None, "connection_limit": None}]
+
+
+def test_locked_is_a_user_state_and_results_say_whether_the_user_exists_and_was_locked():
+    assert desired_users({"users": [{"name": "bob", "state": "locked"}]})[0]["state"] == "locked"
+    assert "locked" in USER_OPTION_SPEC["state"]["choices"]
+    result = new_user_result("bob", "%", exists=True)
+    assert (result["exists"], result["locked"], result["unlocked"], result["host"]) == (True, False, False, "%")
+    assert new_user_result("bob")["exists"] is False and "host" not in new_user_result("bob")
 
 
 def test_users_listed_twice_or_not_at_all_are_refused():

@@ -66,8 +66,9 @@ def state(accounts=None, role_grants=None, default_roles=None, privileges=None, 
             "privileges": privileges or {}, "objects": set(objects)}
 
 
-def account(plugin=IAM, ssl_type="ANY", limit=0, is_role=False, default_role=""):
-    return {"plugin": plugin, "ssl_type": ssl_type, "connection_limit": limit, "is_role": is_role, "default_role": default_role}
+def account(plugin=IAM, ssl_type="ANY", limit=0, is_role=False, default_role="", locked=False):
+    return {"plugin": plugin, "ssl_type": ssl_type, "connection_limit": limit, "is_role": is_role, "default_role": default_role,
+            "locked": locked}
 
 
 MARIADB_ROLES = {("reader", ""): account(plugin="", is_role=True), ("writer", ""): account(plugin="", is_role=True)}
@@ -193,7 +194,7 @@ def test_password_accounts_are_refused_unless_conversion_is_asked_for():
 
 @pytest.mark.parametrize("name", ["admin", "rdsadmin", "mysql.sys", "mysql.session", "mysql.infoschema", "rdsproxyadmin"])
 def test_the_login_user_and_reserved_accounts_are_never_touched(name):
-    for desired_state in ("present", "absent"):
+    for desired_state in ("present", "absent", "locked"):
         with pytest.raises(UserSyncError, match="remove it from the list"):
             plan([{"name": name, "state": desired_state}], convert_password_users=True)
 
@@ -223,6 +224,58 @@ def test_drop_comes_before_killing_sessions_so_nobody_logs_back_in():
         ("DROP USER %s@%s", ["bob", "%"])]
 
 
+# ---- locked ----
+
+def test_locking_batches_accounts_skips_locked_and_missing_ones_and_leaves_grants_alone():
+    key = ("bob", "%")
+    current = state(accounts={**MARIADB_ROLES, key: account(), ("ann", "10.%"): account(), ("cy", "%"): account(locked=True)},
+                    role_grants={key: {"reader"}}, default_roles={key: {"reader"}})
+    users = [{"name": "bob", "state": "locked", "roles": ["writer"], "privileges": "app.*:SELECT"},
+             {"name": "ann", "host": "10.%", "state": "locked"}, {"name": "cy", "state": "locked"}, {"name": "gone", "state": "locked"}]
+    result = plan(users, current=current, grant_mode="exact")
+    assert pairs(result) == [("ALTER USER %s@%s, %s@%s ACCOUNT LOCK", ["bob", "%", "ann", "10.%"])]
+    assert [(u["name"], u["exists"], u["locked"], u["changed"]) for u in result.users] == [
+        ("bob", True, True, True), ("ann", True, True, True), ("cy", True, False, False), ("gone", False, False, False)]
+    assert result.before["bob@%"]["locked"] is False
+    assert result.after["bob@%"] == dict(result.before["bob@%"], locked=True)
+    assert result.before["cy@%"] == result.after["cy@%"] and result.after["gone@%"] == {"exists": False}
+
+
+def test_sessions_of_locked_accounts_are_killed_after_the_lock_even_when_locked_before():
+    current = state(accounts={("bob", "%"): account(), ("cy", "%"): account(locked=True)})
+    users = [{"name": "bob", "state": "locked"}, {"name": "cy", "state": "locked"}]
+    result = plan(users, current=current, sessions={"bob": [17], "cy": [21]}, terminate_sessions=True)
+    assert pairs(result) == [("ALTER USER %s@%s ACCOUNT LOCK", ["bob", "%"]), ("KILL CONNECTION 17", None), ("KILL CONNECTION 21", None)]
+    assert [u["changed"] for u in result.users] == [True, True]
+    assert pairs(plan(users, current=current, sessions={}, terminate_sessions=True)) == [("ALTER USER %s@%s ACCOUNT LOCK", ["bob", "%"])]
+
+
+def test_sessions_of_a_locked_name_are_ended_only_when_no_account_of_that_name_can_still_log_in():
+    accounts = {("bob", "%"): account(), ("bob", "10.%"): account(), ("ann", "%"): account(), ("ann", "10.%"): account()}
+    users = desired_users({"users": [{"name": "bob", "host": "10.%", "state": "locked"}, {"name": "ann", "state": "locked"},
+                                     {"name": "ann", "host": "10.%", "state": "absent"}]})
+    assert names_to_terminate(users, accounts) == ({"ann"}, {"bob": ["'bob'@'%'"]})
+
+
+def test_present_unlocks_and_a_converted_locked_password_account_is_unlocked_too():
+    current = state(accounts={("bob", "%"): account(locked=True, ssl_type=""),
+                              ("legacy", "%"): account(plugin="mysql_native_password", ssl_type="", locked=True)})
+    result = plan([{"name": "bob", "connection_limit": 2}, {"name": "legacy"}], current=current, convert_password_users=True)
+    assert pairs(result) == [
+        ("ALTER USER %s@%s REQUIRE SSL WITH MAX_USER_CONNECTIONS 2 ACCOUNT UNLOCK", ["bob", "%"]),
+        ("ALTER USER %s@%s IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL ACCOUNT UNLOCK", ["legacy", "%"])]
+    assert [(u["unlocked"], u["converted"]) for u in result.users] == [(True, False), (True, True)]
+    assert result.before["bob@%"]["locked"] is True and result.after["bob@%"]["locked"] is False
+    just_unlock = plan([{"name": "bob"}], current=state(accounts={("bob", "%"): account(locked=True)}))
+    assert pairs(just_unlock) == [("ALTER USER %s@%s ACCOUNT UNLOCK", ["bob", "%"])]
+
+
+def test_locking_a_password_account_needs_no_conversion():
+    current = state(accounts={("legacy", "%"): account(plugin="mysql_native_password", ssl_type="")})
+    result = plan([{"name": "legacy", "state": "locked"}], current=current)
+    assert pairs(result) == [("ALTER USER %s@%s ACCOUNT LOCK", ["legacy", "%"])] and result.users[0]["converted"] is False
+
+
 # ---- reading ----
 
 class RecordingCursor:
@@ -241,6 +294,30 @@ class RecordingCursor:
 
     def fetchall(self):
         return list(self._rows)
+
+
+class AccountsCursor(RecordingCursor):
+    """Answers the mysql.user read with one IAM account, locked as each server writes it."""
+
+    def __init__(self, dialect):
+        super().__init__()
+        self.dialect = dialect
+
+    def execute(self, statement, params=None):
+        super().execute(statement, params)
+        if "FROM mysql.user" in statement and "CURRENT_USER" not in statement:
+            locked = "Y"  # MariaDB: from JSON_VALUE(Priv, '$.account_locked') in global_priv; MySQL: the column itself
+            self._rows = [("bob", "%", IAM, "ANY", 0, "N", "", locked)]
+
+
+@pytest.mark.parametrize("dialect, lock_source", [("mariadb", "JSON_VALUE(g.Priv, '$.account_locked')"), ("mysql", "u.account_locked")])
+def test_the_lock_is_read_with_the_accounts_in_the_same_query(dialect, lock_source):
+    cursor = AccountsCursor(dialect)
+    current = read_state(cursor, dialect, desired_users({"name": "bob", "state": "locked"}))
+    assert current["accounts"][("bob", "%")]["locked"] is True
+    account_reads = [statement for statement, _params in cursor.executed if "FROM mysql.user" in statement]
+    assert len(account_reads) == 1 and lock_source in account_reads[0]
+    assert ("mysql.global_priv" in account_reads[0]) is (dialect == "mariadb")
 
 
 @pytest.mark.parametrize("dialect, queries", [("mariadb", 5), ("mysql", 6)])

@@ -14,9 +14,9 @@ ADMIN = "postgres"
 OPTIONS = {"grant_mode": "append", "convert_password_users": False, "reassign_owned_to": None, "terminate_sessions": False}
 
 
-def role(login=False, member_of=(), limit=-1, superuser=False, admin_is_member=False, oid=16384):
+def role(login=False, member_of=(), limit=-1, superuser=False, admin_is_member=False, oid=16384, sessions=0):
     return {"login": login, "connection_limit": limit, "superuser": superuser, "member_of": list(member_of),
-            "admin_is_member": admin_is_member, "oid": oid}
+            "admin_is_member": admin_is_member, "oid": oid, "sessions": sessions}
 
 
 def catalog(**extra):
@@ -90,7 +90,7 @@ def test_password_users_are_refused_naming_them_unless_conversion_is_asked_for()
 
 
 @pytest.mark.parametrize("name", [ADMIN, "rdsadmin", "rds_superuser", "rds_iam", "rdsproxyadmin", "rdsrepladmin"])
-@pytest.mark.parametrize("state", ["present", "absent"])
+@pytest.mark.parametrize("state", ["present", "absent", "locked"])
 def test_the_login_user_and_reserved_roles_are_never_touched(name, state):
     with pytest.raises(UserSyncError, match="user '%s' is .*remove it from the list" % name):
         plan([{"name": name, "state": state}], convert_password_users=True)
@@ -152,6 +152,62 @@ def test_drop_needs_an_existing_heir_and_a_missing_user_needs_nothing():
     assert plan([{"name": "nobody", "state": "absent"}], roles, reassign_owned_to="ghost").statements == []
 
 
+# ---- locked ----
+
+def test_locking_takes_login_away_and_keeps_memberships_and_a_rerun_changes_nothing():
+    roles = catalog(bob=role(login=True, member_of=["app_ro", "rds_iam"], limit=3))
+    result = plan([{"name": "bob", "state": "locked", "roles": ["app_rw"], "connection_limit": 9}], roles)
+    # Roles and the connection limit listed next to locked are not applied: the lock leaves grants as they are.
+    assert sql_of(result) == ['ALTER ROLE "bob" NOLOGIN']
+    entry = result.users[0]
+    assert (entry["locked"], entry["exists"], entry["changed"], entry["dropped"], entry["roles_granted"]) == (True, True, True, False, [])
+    assert result.before["bob"]["login"] is True
+    assert result.after["bob"] == dict(result.before["bob"], login=False)
+    locked = catalog(bob=role(login=False, member_of=["app_ro", "rds_iam"], limit=3))
+    again = plan([{"name": "bob", "state": "locked"}], locked, terminate_sessions=True)
+    assert again.statements == [] and again.users[0]["changed"] is False and again.users[0]["locked"] is False
+    assert again.before == again.after
+
+
+def test_locking_a_user_that_does_not_exist_changes_nothing_and_says_so():
+    result = plan([{"name": "ghost", "state": "locked"}], terminate_sessions=True)
+    assert result.statements == [] and not result.changed
+    assert (result.users[0]["exists"], result.users[0]["changed"], result.users[0]["locked"]) == (False, False, False)
+    assert result.before["ghost"] == result.after["ghost"] == {"exists": False}
+
+
+def test_sessions_of_locked_users_end_after_the_lock_including_users_locked_before():
+    roles = catalog(bob=role(login=True, member_of=["rds_iam"], oid=501), ann=role(member_of=["rds_iam"], oid=502, sessions=2),
+                    cy=role(member_of=["rds_iam"], oid=503))
+    users = [{"name": "bob", "state": "locked"}, {"name": "ann", "state": "locked"}, {"name": "cy", "state": "locked"}]
+    result = plan(users, roles, terminate_sessions=True)
+    assert [(statement.sql, statement.params) for statement in result.statements] == [
+        ('ALTER ROLE "bob" NOLOGIN', None), (TERMINATE_QUERY, (501,)), (TERMINATE_QUERY, (502,))]
+    # ann was locked already but still has sessions: ending them is a change; cy has none: nothing to do.
+    assert [(u["name"], u["locked"], u["changed"]) for u in result.users] == [("bob", True, True), ("ann", False, True), ("cy", False, False)]
+    assert sql_of(plan(users, roles)) == ['ALTER ROLE "bob" NOLOGIN']
+
+
+def test_present_lifts_the_lock_and_says_so():
+    roles = catalog(bob=role(login=False, member_of=["app_ro", "rds_iam"]))
+    result = plan([{"name": "bob", "roles": ["app_ro"]}], roles)
+    assert sql_of(result) == ['ALTER ROLE "bob" LOGIN']
+    assert (result.users[0]["unlocked"], result.users[0]["locked"], result.users[0]["exists"]) == (True, False, True)
+    assert result.before["bob"]["login"] is False and result.after["bob"]["login"] is True
+    assert plan([{"name": "bob", "roles": ["app_ro"]}], catalog(bob=role(login=True, member_of=["app_ro", "rds_iam"]))).users[0]["unlocked"] is False
+
+
+def test_password_users_can_be_locked_without_conversion_but_superusers_cannot():
+    assert sql_of(plan([{"name": "legacy", "state": "locked"}], catalog(legacy=role(login=True)))) == ['ALTER ROLE "legacy" NOLOGIN']
+    with pytest.raises(UserSyncError, match="user 'boss' is a superuser"):
+        plan([{"name": "boss", "state": "locked"}], catalog(boss=role(login=True, superuser=True)))
+
+
+def test_a_group_role_listed_as_locked_is_left_as_it_is():
+    result = plan([{"name": "app_ro", "state": "locked"}], terminate_sessions=True)
+    assert result.statements == [] and result.users[0]["exists"] is True and result.users[0]["changed"] is False
+
+
 def test_names_are_checked_before_any_query():
     with pytest.raises(UserSyncError, match="NUL byte"):
         check_names(desired_users({"name": "x\x00"}), OPTIONS)
@@ -187,9 +243,10 @@ class RecordingCursor:
 @pytest.mark.parametrize("count", [1, 50, 500])
 def test_state_of_any_number_of_users_is_read_in_two_queries(count):
     users = desired_users({"users": [{"name": "user%d" % index, "roles": ["app_ro"]} for index in range(count)]})
-    cursor = RecordingCursor({"app_ro": (False, -1, False, [], False, 16390), "rds_iam": (False, -1, False, [], False, 16391)})
+    cursor = RecordingCursor({"app_ro": (False, -1, False, [], False, 16390, 0), "rds_iam": (False, -1, False, [], False, 16391, 0)})
     admin, roles = read_state(cursor, users, None)
     assert len(cursor.executed) == 2
     assert admin == ADMIN and sorted(roles) == ["app_ro", "rds_iam"]
+    assert roles["app_ro"]["sessions"] == 0 and "pg_stat_activity" in ROLES_QUERY
     names = cursor.executed[1][1][0]
     assert len(names) == count + 3 and "postgres" in names  # users, app_ro, rds_iam and the default heir
