@@ -69,7 +69,12 @@ class DbOptionsError(RdsIamError):
 
 
 class DbConnectError(RdsIamError):
-    """Opening the database connection failed; the message never holds the password or token."""
+    """Opening the database connection failed; the message never holds the password or token.
+    detail is the driver's own (scrubbed) text, for callers that classify the cause."""
+
+    def __init__(self, message, detail=None):
+        super().__init__(message)
+        self.detail = detail
 
 
 _DB_LOGIN_FIELDS = ('engine', 'host', 'port', 'dbname', 'user', 'password', 'auth', 'endpoint', 'endpoint_port',
@@ -128,22 +133,23 @@ def _check_numbers(options):
     return problems
 
 
-def resolve_db_login(options, engine, aws_options=None):
-    """Turn the DB options into a DbLogin: defaults by engine, and the password from the option, the secret or an IAM token."""
+def resolve_db_login(options, engine, aws_options=None, credentials=None):
+    """Turn the DB options into a DbLogin: defaults by engine, and the password from the option, the secret or an IAM token.
+    credentials: AWS credentials from iam_signing_credentials(), so a caller minting many tokens resolves them once."""
     check_db_options(options)
     engine = normalise_engine(engine)
     host = options.get('login_host') or options['endpoint']
     endpoint = options.get('endpoint') or host
     port = options.get('login_port') or DEFAULT_PORTS[engine]
     endpoint_port = options.get('endpoint_port') or port
-    user, password, auth = _login_credentials(options, endpoint, endpoint_port, aws_options or {})
+    user, password, auth = _login_credentials(options, endpoint, endpoint_port, aws_options or {}, credentials)
     return DbLogin(engine=engine, host=host, port=port, dbname=options.get('login_db') or DEFAULT_DBNAMES.get(engine),
                    user=user, password=password, auth=auth, endpoint=endpoint, endpoint_port=endpoint_port,
                    ssl_mode=options.get('ssl_mode') or 'verify-full', ca_cert=options.get('ca_cert'),
                    connect_timeout=options.get('connect_timeout') or 10)
 
 
-def _login_credentials(options, endpoint, endpoint_port, aws_options):
+def _login_credentials(options, endpoint, endpoint_port, aws_options, credentials=None):
     """(user, password, how) from exactly one source; login_user is required unless the secret names the user."""
     user = options.get('login_user')
     if options.get('login_secret'):
@@ -153,7 +159,7 @@ def _login_credentials(options, endpoint, endpoint_port, aws_options):
         raise DbOptionsError('login_user is not set: name the database user the admin connection logs in as '
                              '(or set login_secret to a secret holding username and password)')
     if options.get('login_iam'):
-        return user, generate_iam_token(aws_options, endpoint, endpoint_port, user), 'iam'
+        return user, generate_iam_token(aws_options, endpoint, endpoint_port, user, credentials), 'iam'
     if options.get('login_password') is not None:
         return user, options['login_password'], 'password'
     return user, None, 'none'
@@ -179,14 +185,26 @@ def read_login_secret(aws_options, secret_id):
     return data['username'], data['password']
 
 
-def generate_iam_token(aws_options, hostname, port, user):
-    """A 15-minute IAM auth token for user@hostname:port, signed for the region in the RDS host name (a token signed for
-    another region never works), else the region from the AWS options."""
+def iam_signing_region(aws_options, hostname):
+    """The region IAM tokens for hostname are signed for: the one in the RDS host name (a token signed for another region
+    never works), else the region from the AWS options."""
     try:
-        region = signing_region(hostname, aws_options.get('region'), region_is_explicit=False)
+        return signing_region(hostname, aws_options.get('region'), region_is_explicit=False)
     except TokenTargetError as exc:
         raise DbOptionsError('no region to sign the IAM token: %s' % exc) from None
-    credentials = resolve_credentials(dict(aws_options, region=region))
+
+
+def iam_signing_credentials(aws_options, hostname):
+    """The AWS credentials that sign IAM tokens for hostname (STS, if used, is asked in the token's region)."""
+    return resolve_credentials(dict(aws_options, region=iam_signing_region(aws_options, hostname)))
+
+
+def generate_iam_token(aws_options, hostname, port, user, credentials=None):
+    """A 15-minute IAM auth token for user@hostname:port, signed for iam_signing_region() with the given credentials,
+    or with iam_signing_credentials() when none are given."""
+    region = iam_signing_region(aws_options, hostname)
+    if credentials is None:
+        credentials = resolve_credentials(dict(aws_options, region=region))
     return generate_db_auth_token(credentials.access_key, credentials.secret_key, credentials.session_token, hostname, port, user, region)
 
 
@@ -210,6 +228,11 @@ def scrub_secret(text, secret):
         for form in (secret, secret.replace('\\', '\\\\').replace("'", "\\'")):
             text = text.replace(form, '********')
     return re.sub(r'(X-Amz-(?:Signature|Security-Token)=)[^&\s\'"]+', r'\1********', text)
+
+
+def connect_error(login, cause):
+    """DbConnectError for a driver exception: the full message, and the driver's text alone as detail (both scrubbed)."""
+    return DbConnectError(connect_error_message(login, cause), detail=scrub_secret(cause, login.password).strip())
 
 
 def connect_error_message(login, cause):
@@ -271,7 +294,7 @@ def connect_postgres(login):
         conn = psycopg2.connect(**kwargs)
     except (psycopg2.Error, OSError) as exc:
         # Not chained: the driver's text may hold the password; only the scrubbed copy leaves.
-        raise DbConnectError(connect_error_message(login, exc)) from None
+        raise connect_error(login, exc) from None
     conn.autocommit = False
     return conn
 
@@ -332,7 +355,7 @@ def connect_mysql(login):
     try:
         return pymysql.connect(**kwargs)
     except (pymysql.err.MySQLError, OSError) as exc:
-        raise DbConnectError(connect_error_message(login, exc)) from None
+        raise connect_error(login, exc) from None
 
 
 def connect_db(login):

@@ -1,0 +1,292 @@
+# Copyright: Contributors to the rdsiam.auth project
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+# This is a private helper of the rdsiam.auth collection, for internal use only.
+# Its names and behaviour may change without notice; do not import it from other collections.
+#
+# Proving that IAM logins work (or no longer work) on one target: one credential resolution,
+# then per database user one token and one connection through _db (the same signing and TLS
+# code as every module), `SELECT current_user`, and a verdict per user. Driver errors are
+# sorted into refusals by the server, unreachable targets, TLS failures and the rest, because
+# only a refusal proves that access is gone and each cause has its own fix.
+
+import re
+
+from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError, import_library
+from ansible_collections.rdsiam.auth.plugins.module_utils._db import (
+    DB_ARGUMENT_SPEC,
+    DbConnectError,
+    check_db_options,
+    connect_db,
+    iam_signing_credentials,
+    iam_signing_region,
+    normalise_engine,
+    resolve_db_login,
+    scrub_secret,
+    tls_warning,
+)
+from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import ENGINES, probe_engine_family
+from ansible_collections.rdsiam.auth.plugins.module_utils._token import db_user_problem
+
+# The DB connection options that make sense for someone else's login; the admin login options do not.
+LOGIN_CHECK_DB_OPTIONS = ('endpoint', 'endpoint_port', 'login_host', 'login_port', 'login_db', 'ca_cert', 'ssl_mode',
+                          'connect_timeout')
+# IAM tokens need TLS: RDS refuses them in clear text, and they would travel readable.
+LOGIN_CHECK_SSL_MODES = ('require', 'verify-ca', 'verify-full')
+EXPECTATIONS = ('success', 'failure')
+
+_MAX_ERROR_LENGTH = 300
+
+# Causes, in the order they are tried. 'refused' means the server turned the login down: the only outcome that proves
+# access is gone. 'unreachable' and 'tls' are about the target, not the user, so the other users are not tried.
+_CAUSES = (
+    ('refused_token', re.compile(r'PAM authentication failed', re.IGNORECASE)),
+    ('refused_password', re.compile(r'password authentication failed', re.IGNORECASE)),
+    ('refused_locked', re.compile(r'account is locked|is not permitted to log in', re.IGNORECASE)),
+    ('refused_hba', re.compile(r'pg_hba\.conf rejects|no pg_hba\.conf entry', re.IGNORECASE)),
+    ('refused_mysql', re.compile(r"^\(1045,|Access denied for user '[^']*'@'[^']*' \(using", re.IGNORECASE)),
+    ('tls', re.compile(r'certificate|SSL|TLS|insecure transport', re.IGNORECASE)),
+    ('unreachable', re.compile(r'Connection refused|timed out|timeout|could not translate host name|Name or service not known|'
+                               r"Can't connect to|No route to host|Network is unreachable|Temporary failure in name resolution",
+                               re.IGNORECASE)),
+)
+REFUSALS = ('refused_token', 'refused_password', 'refused_locked', 'refused_hba', 'refused_mysql')
+_TARGET_LEVEL = ('unreachable', 'tls')
+
+
+class LoginCheckError(RdsIamError):
+    """The login check cannot run (bad options, no credentials); no login was tried."""
+
+
+def login_check_argument_spec():
+    """The module's options: db_users, engine, expect and the DB connection options that fit (same specs as _db)."""
+    spec = dict(
+        db_users=dict(type='list', elements='str', required=True),
+        engine=dict(type='str', default='auto', choices=list(ENGINES)),
+        expect=dict(type='str', default='success', choices=list(EXPECTATIONS)),
+    )
+    spec.update((name, dict(DB_ARGUMENT_SPEC[name])) for name in LOGIN_CHECK_DB_OPTIONS)
+    spec['ssl_mode']['choices'] = list(LOGIN_CHECK_SSL_MODES)
+    return spec
+
+
+def classify_error(detail):
+    """The cause of a failed login from the driver's text: one of the _CAUSES names, or 'other'."""
+    for cause, pattern in _CAUSES:
+        if pattern.search(detail or ''):
+            return cause
+    return 'other'
+
+
+def short_reason(detail):
+    """The driver's text cut to its point: the server's FATAL line, or the MySQL error text, on one line."""
+    text = (detail or '').strip()
+    fatal = re.search(r'FATAL:\s+(.+)', text)
+    if fatal:
+        text = fatal.group(1)
+    else:
+        text = re.sub(r'^connection to server at "[^"]*", port \d+ failed:\s*', '', text)
+        mysql = re.match(r'^\((\d+), ["\'](.*)["\']\)$', text, re.DOTALL)
+        if mysql:
+            text = '%s (%s)' % (mysql.group(2), mysql.group(1))
+    text = text.splitlines()[0].strip() if text else 'unknown error'
+    return text if len(text) <= _MAX_ERROR_LENGTH else text[:_MAX_ERROR_LENGTH] + '...'
+
+
+def _db_options(params):
+    return dict((name, params.get(name)) for name in LOGIN_CHECK_DB_OPTIONS)
+
+
+def requested_users(params, engine):
+    """db_users without repeats, in order; names no database can hold are refused before any login."""
+    users = list(dict.fromkeys(params.get('db_users') or []))
+    if not users:
+        raise LoginCheckError('db_users is empty: list the database users whose IAM login to check')
+    problems = [problem for problem in (db_user_problem(user, engine) for user in users) if problem]
+    if problems:
+        raise LoginCheckError('; '.join(problems))
+    return users
+
+
+def driver_family(params):
+    """'postgres' or 'mysql': the driver to log in with (engine auto asks the server, sending no credentials)."""
+    if params.get('engine', 'auto') != 'auto':
+        return normalise_engine(params['engine']).replace('mariadb', 'mysql')
+    host = params.get('login_host') or params.get('endpoint')
+    port = params.get('login_port') or params.get('endpoint_port')
+    if not (host and port):
+        raise LoginCheckError('engine auto needs login_host (or endpoint) and login_port (or endpoint_port) to detect the engine: '
+                              'set them, or set engine')
+    try:
+        return probe_engine_family(host, port, params.get('connect_timeout') or 10)
+    except RdsIamError as exc:
+        raise LoginCheckError(str(exc)) from None
+
+
+def whoami(conn, family):
+    """(current user as the server names it, TLS protocol version or None) on an open connection."""
+    with conn.cursor() as cur:
+        if family == 'postgres':
+            cur.execute('SELECT current_user')
+            user = cur.fetchone()[0]
+            return user, (conn.info.ssl_attribute('protocol') if conn.info.ssl_in_use else None)
+        cur.execute('SELECT CURRENT_USER()')
+        user = cur.fetchone()[0]
+        cur.execute("SHOW SESSION STATUS LIKE 'Ssl_version'")
+        row = cur.fetchone()
+        return user, ((row[1] or None) if row else None)
+
+
+def _driver_error(family):
+    if family == 'postgres':
+        return import_library('psycopg2', 'psycopg2-binary', reason='to connect to PostgreSQL').Error
+    return import_library('pymysql', 'PyMySQL', reason='to connect to MySQL or MariaDB').err.MySQLError
+
+
+def account_user(current_user, family):
+    """The user part of what the server says: MySQL's CURRENT_USER() is user@host."""
+    return current_user if family == 'postgres' else current_user.rpartition('@')[0]
+
+
+def try_login(login, family, connect=connect_db):
+    """One login as login.user: a result entry (db_user, logged_in, current_user, tls_version, error) plus its cause."""
+    entry = dict(db_user=login.user, logged_in=False, current_user=None, tls_version=None, error=None)
+    try:
+        conn = connect(login)
+    except DbConnectError as exc:
+        detail = exc.detail if exc.detail is not None else str(exc)
+        entry['error'] = scrub_secret(short_reason(detail), login.password)
+        return entry, classify_error(detail)
+    try:
+        entry['current_user'], entry['tls_version'] = whoami(conn, family)
+    except _driver_error(family) as exc:
+        # Logged in, but the check query failed: access works, the proof is incomplete.
+        entry.update(logged_in=True, error='logged in, but SELECT current_user failed: %s'
+                     % scrub_secret(short_reason(str(exc)), login.password))
+        return entry, 'query'
+    finally:
+        conn.close()
+    entry['logged_in'] = True
+    if account_user(entry['current_user'], family) != login.user:
+        entry['error'] = 'logged in, but the server says the current user is %s' % entry['current_user']
+        return entry, 'other_user'
+    return entry, 'ok'
+
+
+def check_logins(params, aws_options, warn=None, hide=None, connect=connect_db):
+    """Log in once as every db_user with an IAM token and judge the outcomes against params['expect'].
+
+    Returns (result, failure message or None). warn(text) receives warnings; hide(secret) gets each token before it is
+    used, so the caller can keep it out of anything it prints.
+    """
+    db_options = _db_options(params)
+    check_db_options(db_options)
+    if (db_options.get('ssl_mode') or 'verify-full') not in LOGIN_CHECK_SSL_MODES:
+        raise LoginCheckError("ssl_mode '%s' cannot carry an IAM token: use verify-full (recommended), verify-ca or require"
+                              % db_options['ssl_mode'])
+    family = driver_family(params)
+    engine = params.get('engine') or 'auto'
+    users = requested_users(params, engine if engine != 'auto' else ('postgres' if family == 'postgres' else None))
+    endpoint = db_options.get('endpoint') or db_options['login_host']
+    # One resolution (and at most one STS AssumeRole) for every user; each token is minted just before its login.
+    credentials = iam_signing_credentials(aws_options, endpoint)
+    logins, causes, target, blocker = [], {}, None, None
+    for user in users:
+        login = resolve_db_login(dict(db_options, login_user=user, login_iam=True), family, aws_options, credentials)
+        if hide:
+            hide(login.password)
+        if target is None:
+            target = dict(endpoint=login.endpoint, endpoint_port=login.endpoint_port, region=iam_signing_region(aws_options, endpoint),
+                          principal=_principal(aws_options, credentials))
+            if warn and tls_warning(login):
+                warn(tls_warning(login))
+        if blocker:
+            # Unreachable or failing TLS is the target's problem: every other login would wait and fail the same way.
+            entry = dict(db_user=user, logged_in=False, current_user=None, tls_version=None,
+                         error='not tried: the login of %s already failed with: %s' % (blocker[0], blocker[1]))
+            cause = blocker[2]
+        else:
+            entry, cause = try_login(login, family, connect)
+            if cause in _TARGET_LEVEL:
+                blocker = (user, entry['error'], cause)
+        entry['refused'] = cause in REFUSALS
+        logins.append(entry)
+        causes[user] = cause
+    return judge(logins, causes, params.get('expect') or 'success', target)
+
+
+def _principal(aws_options, credentials):
+    if aws_options.get('assume_role_arn'):
+        return 'the role %s' % aws_options['assume_role_arn']
+    return 'the IAM principal of access key %s' % credentials.access_key
+
+
+def judge(logins, causes, expect, target):
+    """(result, message): failed_users are those whose outcome is not the expected one; message is None when there are none."""
+    if expect == 'success':
+        failed = [entry['db_user'] for entry in logins if causes[entry['db_user']] != 'ok']
+    else:
+        failed = [entry['db_user'] for entry in logins if not entry['refused']]
+    result = dict(changed=False, expect=expect, endpoint=target['endpoint'], endpoint_port=target['endpoint_port'],
+                  logins=logins, failed_users=failed)
+    if not failed:
+        return result, None
+    return result, failure_message(logins, causes, expect, failed, target)
+
+
+def failure_message(logins, causes, expect, failed, target):
+    """One sentence per cause: the users it hit, the server's words, and the likely fix."""
+    where = '%s:%s' % (target['endpoint'], target['endpoint_port'])
+    by_user = dict((entry['db_user'], entry) for entry in logins)
+    groups = {}
+    for user in failed:
+        groups.setdefault(causes[user], []).append(user)
+    if expect == 'success':
+        head = '%d of %d IAM logins to %s failed' % (len(failed), len(logins), where)
+    else:
+        head = 'IAM access to %s is not proven gone for %d of %d users' % (where, len(failed), len(logins))
+    parts = []
+    for cause, users in groups.items():
+        named = ', '.join("'%s'" % user for user in users)
+        parts.append('%s: %s. %s' % (named, by_user[users[0]]['error'] or 'logged in as %s' % by_user[users[0]]['current_user'],
+                                     _fix(cause, expect, users, target)))
+    return '%s. %s' % (head, ' '.join(parts))
+
+
+def _connect_arn(target, users):
+    arn = 'arn:aws:rds-db:%s:ACCOUNT:dbuser:RESOURCE_ID/' % target['region']
+    return arn + users[0] if len(users) == 1 else arn + 'DB_USER for each of these users'
+
+
+def _fix(cause, expect, users, target):
+    if expect == 'failure' and cause in ('ok', 'other_user', 'query'):
+        return ('These logins still work: remove rds-db:connect on %s from the policies of %s (rds_iam_policy), and drop or '
+                'lock the database users (rds_iam_db_user); sessions already open outlive the token.'
+                % (_connect_arn(target, users), target['principal']))
+    if expect == 'failure' and cause not in REFUSALS:
+        inconclusive = 'Only a refusal by the server proves that access is gone, and this was not one. '
+    else:
+        inconclusive = ''
+    policy = ('allow rds-db:connect on %s for %s (RESOURCE_ID is the db-... or cluster-... id of the target; rds_iam_policy '
+              'resolves it), and turn IAM database authentication on for the target (rds_iam_auth)'
+              % (_connect_arn(target, users), target['principal']))
+    fixes = {
+        'refused_token': 'The IAM token was refused: %s.' % policy,
+        'refused_password': ('The server asked for a password, not an IAM token: the user does not exist or is not a member of '
+                             'rds_iam; create it with rds_iam_db_user (CREATE ROLE ... LOGIN; GRANT rds_iam).'),
+        'refused_locked': 'The account is locked or may not log in: unlock it, or re-create it with rds_iam_db_user.',
+        'refused_hba': ('pg_hba.conf has no rule for this user over TLS: check rds.force_ssl and that the user is a member of '
+                        'rds_iam (rds_iam_db_user).'),
+        'refused_mysql': ("Access denied: the user must exist and be created IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' "
+                          '(rds_iam_db_user), and %s.' % policy),
+        'tls': ('TLS failed: set ca_cert to the RDS CA bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem) '
+                'and endpoint to the name in the server certificate.'),
+        'unreachable': ('The target did not answer: check login_host/login_port (or endpoint/endpoint_port), security groups, '
+                        'and that the database is available.'),
+        'other_user': ('The server mapped the login to another account: remove anonymous or wildcard accounts that match '
+                       'first, or check proxy users.'),
+        'query': 'The login worked but the check query did not: see the error.',
+    }
+    return inconclusive + fixes.get(cause, 'See the error; if the login itself was refused, %s.' % policy)
