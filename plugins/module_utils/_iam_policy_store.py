@@ -103,16 +103,19 @@ class IamStore:
         except exceptions.BotoCoreError as exc:
             raise self._error(exc, 'list_attached_%s_policies' % kind, subject, None) from exc
 
-    def read_managed(self, arn, name, known_attachments=None):
+    def read_managed(self, arn, name, known_attachments=None, listed=None):
         """{arn, name, version, document, description, tags, attachments} of a managed policy, or None if it does not exist.
 
         known_attachments ({kind: [principal]}, read from the principals' side) saves listing the policy's entities when
-        IAM's AttachmentCount says there are no others.
+        IAM's AttachmentCount says there are no others. listed (the policy as list_managed gave it) saves get_policy; its
+        description and tags are then None, since IAM's list leaves them out.
         """
-        policy = self.call('get_policy', "policy '%s'" % name, missing_ok=True, PolicyArn=arn)
+        policy = listed
         if policy is None:
-            return None
-        policy = policy['Policy']
+            policy = self.call('get_policy', "policy '%s'" % name, missing_ok=True, PolicyArn=arn)
+            if policy is None:
+                return None
+            policy = policy['Policy']
         version = self.call('get_policy_version', "policy '%s'" % name, PolicyArn=arn, VersionId=policy['DefaultVersionId'])
         known = known_attachments or {kind: [] for kind in PRINCIPAL_TYPES}
         if policy.get('AttachmentCount') == sum(len(principals) for principals in known.values()):
@@ -120,9 +123,16 @@ class IamStore:
         else:
             entities = self.paginate('list_entities_for_policy', list(_ENTITY_LISTS.values()), "policy '%s'" % name, PolicyArn=arn)
             attachments = {kind: sorted(entity[_PRINCIPAL_KEY[kind]] for entity in entities[key]) for kind, key in _ENTITY_LISTS.items()}
+        tags = None if listed else {tag['Key']: tag['Value'] for tag in policy.get('Tags') or ()}
         return dict(arn=arn, name=name, version=policy['DefaultVersionId'], document=version['PolicyVersion']['Document'],
-                    description=policy.get('Description'), tags={tag['Key']: tag['Value'] for tag in policy.get('Tags') or ()},
-                    attachments=attachments)
+                    description=policy.get('Description'), tags=tags, attachments=attachments)
+
+    def list_managed(self, path_prefix):
+        """{arn: policy} of every customer managed policy under path_prefix: one paged list (1,000 a page) instead of a
+        get_policy per name, for runs that manage many policies. Each policy has its DefaultVersionId and AttachmentCount."""
+        found = self.paginate('list_policies', ['Policies'], 'the customer managed policies under %s' % path_prefix, Scope='Local',
+                              PathPrefix=path_prefix, PaginationConfig={'PageSize': 1000})['Policies']
+        return {policy['Arn']: policy for policy in found}
 
     def create_managed(self, name, path, document_text, description, tags):
         params = dict(PolicyName=name, Path=path, PolicyDocument=document_text)
@@ -171,9 +181,10 @@ class IamStore:
                 self.call('delete_policy_version', "policy '%s'" % name, PolicyArn=arn, VersionId=version['VersionId'])
         self.call('delete_policy', "policy '%s'" % name, missing_ok=True, PolicyArn=arn)
 
-    def paths_of(self, name):
-        """{policy name: path} of the customer managed policies named name or name-N, under any path (one paged list)."""
-        found = self.paginate('list_policies', ['Policies'], "policy '%s'" % name, Scope='Local')['Policies']
+    def paths_of(self, name, listed=None):
+        """{policy name: path} of the customer managed policies named name or name-N, under any path (one paged list, or
+        listed: list_managed('/') already made)."""
+        found = listed if listed is not None else self.paginate('list_policies', ['Policies'], "policy '%s'" % name, Scope='Local')['Policies']
         numbered = name + '-'
         return {policy['PolicyName']: policy.get('Path') or '/' for policy in found
                 if policy['PolicyName'] == name or (policy['PolicyName'].startswith(numbered) and policy['PolicyName'][len(numbered):].isdigit())}

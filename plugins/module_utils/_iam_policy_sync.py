@@ -76,35 +76,124 @@ def build_wanted_documents(params, resolved, limit):
     return docs.build_documents(groups, limit)
 
 
+class IamReads:
+    """The IAM and STS reads of one run, each made at most once however many policies need it.
+
+    The single form probes its policy and numbered parts with get_policy (a few calls, whatever else the account holds).
+    The bulk form (listing=True) lists the customer managed policies under the policies' common path once instead, so
+    N policies cost one paged list rather than 2N probes. Attachments are listed once per principal in both.
+    """
+
+    def __init__(self, options, iam, path_prefix, listing=False):
+        self.options = options
+        self.store = IamStore(iam, 'the IAM reads of rds_iam_policy')
+        self.path_prefix = path_prefix
+        self.listing = listing
+        self._account = None
+        self._attached = {}
+        self._exists = {}
+        self._listed = {}
+
+    def account(self):
+        """(partition, account id) of the caller: one sts:GetCallerIdentity per run."""
+        if self._account is None:
+            self._account = caller_account(self.options)
+        return self._account
+
+    def attached(self, kind, principal):
+        """ARNs of the managed policies under the common path attached to the principal, or None if it does not exist."""
+        if (kind, principal) not in self._attached:
+            self._attached[(kind, principal)] = self.store.attached_policy_arns(kind, principal, self.path_prefix)
+        return self._attached[(kind, principal)]
+
+    def holders(self, arn):
+        """{kind: [principal]} of the principals read so far that hold arn."""
+        return {kind: sorted(principal for (each, principal), arns in self._attached.items() if each == kind and arns and arn in arns)
+                for kind in PRINCIPAL_TYPES}
+
+    def principal_exists(self, kind, principal):
+        if (kind, principal) in self._attached:  # listing its attached policies already told
+            return self._attached[(kind, principal)] is not None
+        if (kind, principal) not in self._exists:
+            self._exists[(kind, principal)] = self.store.principal_exists(kind, principal)
+        return self._exists[(kind, principal)]
+
+    def _policies_under(self, prefix):
+        if prefix not in self._listed:
+            self._listed[prefix] = self.store.list_managed(prefix)
+        return self._listed[prefix]
+
+    def read_managed(self, arn, name, known, details):
+        """The managed policy (see IamStore.read_managed) or None; details: its description and tags are needed."""
+        if not self.listing:
+            return self.store.read_managed(arn, name, known)
+        listed = self._policies_under(self.path_prefix).get(arn)
+        if listed is None:
+            return None
+        return self.store.read_managed(arn, name, known, listed=None if details else listed)
+
+    def paths_of(self, name):
+        if not self.listing:
+            return self.store.paths_of(name)
+        return self.store.paths_of(name, list(self._policies_under('/').values()))
+
+
 class PolicySync:
-    def __init__(self, params, check_mode, warn):
+    """One policy: plan() reads IAM and checks, apply() writes what differs (nothing in check mode).
+
+    The single form runs one; the bulk form plans all its policies before applying any, sharing one IamReads.
+    """
+
+    def __init__(self, params, check_mode, warn, reads=None):
         self.params = dict(params)
         if params['tags'] is not None:  # IAM tag values are strings; YAML may have given numbers or booleans
             self.params['tags'] = {str(key): str(value) for key, value in params['tags'].items()}
         self.check_mode = check_mode
         self.warn = warn
         self.attachments = wanted_attachments(params['attach_to'])
-        self.store = IamStore(aws_client(params, 'iam'), _subject(params['name'], self.attachments))
+        self.reads = reads or IamReads(params, aws_client(params, 'iam'), params['path'])
+        self.store = IamStore(self.reads.store.iam, _subject(params['name'], self.attachments))
         self.changed = False
         self.before, self.after = {}, {}
+        self.policies, self.resource_arns = [], []
+        self._writes = []
 
     def run(self):
         params = self.params
         wanted = []
-        resource_arns = []
         if params['state'] == 'present':
             targets = sorted({target for grant in params['grants'] for target in grant['targets']})
             resolved, warnings = resolve_targets(params, targets, params['region'])
             for warning in warnings:
                 self.warn(warning)
-            wanted = build_wanted_documents(params, resolved, self._limit())
-            docs.check_policy_name(params['name'], len(wanted))
-            resource_arns = docs.arns_of(wanted)
-        if params['policy_type'] == 'inline':
-            policies = self._sync_inline(wanted)
+            wanted = self.documents(resolved)
+        self.plan(wanted)
+        self.apply()
+        return self.result()
+
+    def documents(self, resolved):
+        """The documents the grants need, from resolved targets; checks the db users and the policy name."""
+        wanted = build_wanted_documents(self.params, resolved, self._limit())
+        docs.check_policy_name(self.params['name'], len(wanted))
+        self.resource_arns = docs.arns_of(wanted)
+        return wanted
+
+    def plan(self, wanted):
+        """Read the policy as it is and queue the writes that make it `wanted`; raises before queueing on bad input."""
+        if self.params['policy_type'] == 'inline':
+            self.policies = self._sync_inline(wanted)
         else:
-            policies = self._sync_managed(wanted)
-        return dict(changed=self.changed, policies=policies, resource_arns=resource_arns,
+            self.policies = self._sync_managed(wanted)
+
+    def apply(self):
+        for action, args, done in self._writes:
+            value = action(*args)
+            if done:
+                done(value)
+        self._writes = []
+
+    def result(self):
+        return dict(changed=self.changed, policies=self.policies, resource_arns=self.resource_arns,
                     diff=dict(before=self.before, after=self.after))
 
     def _limit(self):
@@ -146,25 +235,23 @@ class PolicySync:
     # --- managed ---------------------------------------------------------------------------
 
     def _policy_arn(self, name):
-        partition, account = self._account
+        partition, account = self.reads.account()
         return 'arn:%s:iam::%s:policy%s%s' % (partition, account, self.params['path'], name)
 
     def _attached_from_principals(self):
         """{(kind, principal): ARNs of its attached policies under path, or None if it does not exist}: one list per principal,
         so attachments cost the same whatever the number of numbered parts."""
-        return {(kind, principal): self.store.attached_policy_arns(kind, principal, self.params['path'])
-                for kind in PRINCIPAL_TYPES for principal in self.attachments[kind]}
+        return {(kind, principal): self.reads.attached(kind, principal) for kind in PRINCIPAL_TYPES for principal in self.attachments[kind]}
 
-    def _read_parts(self, by_principal):
+    def _read_parts(self):
         """The policy and its numbered parts as they exist now: NAME, then NAME-1, NAME-2, ... until one is missing."""
         name = self.params['name']
+        details = self.params['tags'] is not None or bool(self.params['description'])
         existing = {}
         self._foreign_part = None
         for candidate in [name] + ['%s-%d' % (name, number) for number in range(1, 1000)]:
             arn = self._policy_arn(candidate)
-            known = {kind: [principal for (each, principal), arns in by_principal.items() if each == kind and arns and arn in arns]
-                     for kind in PRINCIPAL_TYPES}
-            current = self.store.read_managed(arn, candidate, known)
+            current = self.reads.read_managed(arn, candidate, self.reads.holders(arn), details)
             if current is None and candidate != name:
                 break
             if current is not None and candidate != name and not docs.is_connect_document(current['document']):
@@ -175,9 +262,9 @@ class PolicySync:
         return existing
 
     def _sync_managed(self, wanted):
-        self._account = caller_account(self.params)
+        self.reads.account()
         by_principal = self._attached_from_principals()
-        existing = self._read_parts(by_principal)
+        existing = self._read_parts()
         if not wanted and not existing:
             self._refuse_other_path()
         for name, current in existing.items():
@@ -196,34 +283,33 @@ class PolicySync:
 
     def _refuse_other_path(self):
         """state absent found nothing under path: if the policy lives under another path, saying 'ok' would hide that it stays."""
-        elsewhere = {name: path for name, path in self.store.paths_of(self.params['name']).items() if path != self.params['path']}
+        elsewhere = {name: path for name, path in self.reads.paths_of(self.params['name']).items() if path != self.params['path']}
         if elsewhere:
             raise docs.PolicyInputError('nothing to delete under path %s, but %s exist under %s; nothing was changed: set path to delete them'
                                         % (self.params['path'], ', '.join(sorted(elsewhere)), ', '.join(sorted(set(elsewhere.values())))))
 
     def _check_principals(self, pairs, known_missing=False):
         """Fail before any write when a principal to attach to does not exist."""
-        missing = ["%s '%s'" % pair for pair in pairs if known_missing or not self.store.principal_exists(*pair)]
+        missing = ["%s '%s'" % pair for pair in pairs if known_missing or not self.reads.principal_exists(*pair)]
         if missing:
             raise docs.PolicyInputError('%s do not exist in IAM; nothing was changed: create them first or fix the names in attach_to'
                                         % ', '.join(missing))
 
     def _sync_one(self, name, doc, current):
-        arn, version = self._policy_arn(name), None
+        arn = self._policy_arn(name)
         attached = current['attachments'] if current else {kind: [] for kind in PRINCIPAL_TYPES}
         wanted_attached = {kind: sorted(set(self.attachments[kind]) | (set() if self.params['purge_attachments'] else set(attached[kind])))
                            for kind in PRINCIPAL_TYPES}
         self.after[name] = dict(document=docs.normalise(doc), attachments=wanted_attached)
         text = docs.serialise(doc)
+        policy = dict(arn=arn, name=name, version=None, document=doc)
         if current is None:
-            created = self._write(self.store.create_managed, name, self.params['path'], text, self.params['description'],
-                                  self.params['tags'])
-            if created:
-                arn, version = created
+            self._write(self.store.create_managed, name, self.params['path'], text, self.params['description'], self.params['tags'],
+                        done=lambda created: policy.update(arn=created[0], version=created[1]))
         else:
-            version = current['version']
+            policy['version'] = current['version']
             if not docs.same_document(current['document'], doc):
-                version = self._write(self.store.new_version, arn, name, text) or version
+                self._write(self.store.new_version, arn, name, text, done=lambda new: policy.update(version=new or policy['version']))
             if self.params['tags'] is not None and current['tags'] != self.params['tags']:
                 self._write(self.store.set_tags, arn, name, current['tags'], self.params['tags'])
             if self.params['description'] and self.params['description'] != (current['description'] or ''):
@@ -234,13 +320,13 @@ class PolicySync:
                 self._write(self.store.attach, arn, name, kind, principal)
             for principal in sorted(set(attached[kind]) - set(wanted_attached[kind])):
                 self._write(self.store.detach, arn, name, kind, principal)
-        return dict(arn=arn, name=name, version=version, document=doc)
+        return policy
 
-    def _write(self, action, *args):
+    def _write(self, action, *args, done=None):
+        """Queue a write for apply(); done(its return value) completes the result. Check mode queues nothing."""
         self.changed = True
-        if self.check_mode:
-            return None
-        return action(*args)
+        if not self.check_mode:
+            self._writes.append((action, args, done))
 
 
 def sync_policy(params, check_mode, warn):

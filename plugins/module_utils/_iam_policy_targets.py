@@ -86,10 +86,28 @@ def caller_account(options):
     return parts[1], parts[4]
 
 
-def resolve_targets(options, values, default_region):
+def resolve_targets(options, values, default_region, caller=None):
     """{target value: [resolved]} and warnings; resolved = dict(resource_id, region, account_id, partition, engine, label).
 
     Raises UnknownTargetError naming every target that was not found.
+    """
+    resolved, warnings, unknown = lookup_targets(options, values, default_region, caller)
+    if unknown:
+        raise UnknownTargetError(unknown_targets_message(unknown))
+    return resolved, warnings
+
+
+def unknown_targets_message(unknown):
+    """The message for {target value: region} of targets that were not found."""
+    return ('grant targets not found: %s; nothing was changed: check the identifiers, proxy names or resource ids '
+            'and the region (an ARN names its own region)' % ', '.join(sorted("'%s' (%s)" % item for item in unknown.items())))
+
+
+def lookup_targets(options, values, default_region, caller=None):
+    """resolve_targets without raising for unknown targets: (resolved, warnings, {unknown value: region}).
+
+    One call serves the grants of many policies (rds_iam_policy's bulk form), which then names the policies
+    whose targets are missing. caller, when given, returns (partition, account id) instead of asking STS.
     """
     refs = {value: parse_ref(value, default_region) for value in values}
     needed = _kinds_needed(refs.values())
@@ -103,20 +121,17 @@ def resolve_targets(options, values, default_region):
         if missing and 'proxy' not in described[region]:
             described[region].add('proxy')
             indexes[region] = _RegionIndex(indexes[region].targets + _describe(options, region, ['proxy']))
-    resolved, warnings, unknown = {}, [], []
+    resolved, warnings, unknown = {}, [], {}
     for value, (kind, identifier, region, how) in refs.items():
         if how == '*':
             continue
         found = indexes[region].find(kind, identifier, how)
         if not found:
-            unknown.append("'%s' (%s)" % (value, region))
+            unknown[value] = region
             continue
         resolved[value] = [_as_resolved(target, indexes[region], warnings) for target in found]
-    if unknown:
-        raise UnknownTargetError('grant targets not found: %s; nothing was changed: check the identifiers, proxy names or resource ids '
-                                 'and the region (an ARN names its own region)' % ', '.join(sorted(unknown)))
-    _add_wildcards(options, refs, resolved)
-    return resolved, warnings
+    _add_wildcards(options, refs, resolved, caller)
+    return resolved, warnings, unknown
 
 
 def _as_resolved(target, index, warnings):
@@ -132,7 +147,7 @@ def _as_resolved(target, index, warnings):
                 engine=target['engine'], label='%s %s' % (target['kind'], target['identifier']))
 
 
-def _add_wildcards(options, refs, resolved):
+def _add_wildcards(options, refs, resolved, caller=None):
     wildcard_regions = sorted({ref[2] for ref in refs.values() if ref[3] == '*'})
     if not wildcard_regions:
         return
@@ -140,6 +155,6 @@ def _add_wildcards(options, refs, resolved):
     if known:
         partition, account = known[0]['partition'], known[0]['account_id']
     else:
-        partition, account = caller_account(options)
+        partition, account = caller() if caller else caller_account(options)
     resolved[WILDCARD] = [dict(resource_id=WILDCARD, region=region, account_id=account, partition=partition, engine=None,
                                label='every target in %s' % region) for region in wildcard_regions]

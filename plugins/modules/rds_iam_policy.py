@@ -20,6 +20,8 @@ description:
     non-default one is deleted first.
   - When the grants do not fit in one managed policy (6,144 characters), they are split into numbered policies
     C(NAME-1), C(NAME-2), ... attached the same way, and numbers no longer needed are deleted.
+  - O(policies) manages many policies in one run (for example one per database user), with the AWS reads shared by all of
+    them; see O(policies) for what is checked before the first write.
 author:
   - rdsiam.auth contributors (@rdsiam)
 options:
@@ -28,11 +30,92 @@ options:
       - The policy name. Split policies are named O(name) followed by V(-1), V(-2), ...
       - A policy named like a part that is not an C(rds-db:connect) document written by this module is never changed or
         deleted; when the grants need its name, the module fails before writing anything.
+      - Exactly one of O(name) and O(policies) is required.
     type: str
-    required: true
+  policies:
+    description:
+      - Many policies in one run, each entry with the options of one policy. An option an entry does not set takes its
+        top-level value (or that option's default), so O(attach_to), O(policy_type) or O(path) can be set once for all.
+        A dict such as O(attach_to) set in an entry replaces the top-level one; it is not merged.
+      - Every entry is checked, the targets of all entries are resolved together (one describe per kind and region) and every
+        policy is read and compared before the first write. When an entry is invalid, names a target that does not exist, a
+        principal that does not exist, or needs a name another policy holds, the task fails naming each such entry and
+        nothing is written.
+      - IAM is read once for all entries, one list of the customer managed policies under the entries' common path, one
+        list of attached policies per principal and one C(sts:GetCallerIdentity); what remains per policy is reading its
+        document (C(iam:GetPolicyVersion); C(iam:GetPolicy) too when it has O(tags) or O(description)) and the writes.
+        Needs C(iam:ListPolicies).
+      - Entry names must be unique, and no entry may be named like a numbered part of another (V(app) and V(app-1)).
+      - Mutually exclusive with O(name). The result then has one item per entry in RV(policies), and diff mode shows all
+        policies, keyed by policy name.
+      - IAM attaches at most 10 managed policies to one role or user by default (more only with a raised quota); one managed
+        policy per database user attached to the same role reaches that quota quickly (V(LimitExceeded)).
+    type: list
+    elements: dict
+    version_added: 0.1.0
+    suboptions:
+      name:
+        description: The policy name, as O(name).
+        type: str
+        required: true
+      state:
+        description: As O(state); default the top-level O(state).
+        type: str
+        choices: [present, absent]
+      policy_type:
+        description: As O(policy_type); default the top-level O(policy_type).
+        type: str
+        choices: [managed, inline]
+      path:
+        description: As O(path); default the top-level O(path).
+        type: str
+      description:
+        description: As O(description); default the top-level O(description).
+        type: str
+      tags:
+        description: As O(tags); default the top-level O(tags).
+        type: dict
+      grants:
+        description: As O(grants); default the top-level O(grants).
+        type: list
+        elements: dict
+        suboptions:
+          db_users:
+            description: As O(grants[].db_users).
+            type: list
+            elements: str
+            required: true
+          targets:
+            description: As O(grants[].targets).
+            type: list
+            elements: str
+            required: true
+      attach_to:
+        description: As O(attach_to); default the top-level O(attach_to).
+        type: dict
+        suboptions:
+          roles:
+            description: IAM role names.
+            type: list
+            elements: str
+          users:
+            description: IAM user names.
+            type: list
+            elements: str
+          groups:
+            description: IAM group names.
+            type: list
+            elements: str
+      purge_attachments:
+        description: As O(purge_attachments); default the top-level O(purge_attachments).
+        type: bool
+      allow_wildcard_users:
+        description: As O(allow_wildcard_users); default the top-level O(allow_wildcard_users).
+        type: bool
   state:
     description:
       - V(present) writes the policy and its attachments; V(absent) detaches and deletes it (and every numbered part).
+      - With O(policies), the default state of the entries.
       - With V(absent), a managed policy found under another path than O(path) fails the task naming that path, rather than
         reporting nothing to do while it stays.
     type: str
@@ -62,7 +145,8 @@ options:
     type: dict
   grants:
     description:
-      - Who may connect as whom, and where. Required when O(state=present).
+      - Who may connect as whom, and where. Required when O(state=present) (with O(policies), in each entry that is present,
+        or here as their default).
     type: list
     elements: dict
     suboptions:
@@ -166,6 +250,23 @@ EXAMPLES = r"""
     attach_to:
       users: [alice]
 
+- name: One policy per database user in one task, all attached to the same role, one of them removed
+  rdsiam.auth.rds_iam_policy:
+    attach_to:
+      roles: [app-servers]
+    policies:
+      - name: rdsiam-alice
+        grants:
+          - db_users: [alice]
+            targets: [app-postgres, app-aurora]
+      - name: rdsiam-bob
+        grants:
+          - db_users: [bob]
+            targets: [app-postgres]
+      - name: rdsiam-carol
+        state: absent
+  register: policies
+
 - name: Remove the policy and all its numbered parts
   rdsiam.auth.rds_iam_policy:
     name: rdsiam-report-reader
@@ -175,32 +276,45 @@ EXAMPLES = r"""
 RETURN = r"""
 policies:
   description:
-    - The policies as they are now (in check mode, as they would be). Several when the grants were split.
+    - With O(name), the policies as they are now (in check mode, as they would be). Several when the grants were split.
     - V(arn) and V(version) are null for inline policies. For a managed policy check mode would create, V(version) is null and
       V(arn) is the ARN it would get.
     - V(version) is the default version after the run; in check mode, the current default version.
+    - With O(policies), one item per entry, in their order, holding what the single form returns for that policy (V(changed),
+      V(policies), V(resource_arns)) and its V(name).
   returned: always
   type: list
   elements: dict
   contains:
     arn:
-      description: The managed policy ARN.
+      description: The managed policy ARN (with O(name)).
       type: str
       sample: arn:aws:iam::123456789012:policy/rdsiam-report-reader
     name:
-      description: The policy name.
+      description: The policy name (with O(policies), the name of the entry).
       type: str
       sample: rdsiam-report-reader
     version:
-      description: The default version of a managed policy.
+      description: The default version of a managed policy (with O(name)).
       type: str
       sample: v2
     document:
-      description: The policy document.
+      description: The policy document (with O(name)).
       type: dict
+    changed:
+      description: Whether this entry's policy changed (with O(policies)).
+      type: bool
+    policies:
+      description: This entry's policies, each with V(arn), V(name), V(version) and V(document) as with O(name) (with O(policies)).
+      type: list
+      elements: dict
+    resource_arns:
+      description: Every C(rds-db:connect) resource ARN this entry's policies allow, sorted (with O(policies)).
+      type: list
+      elements: str
 resource_arns:
   description: Every C(rds-db:connect) resource ARN the policies allow, sorted.
-  returned: always
+  returned: with O(name)
   type: list
   elements: str
   sample: [arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ABCDEFGHIJKLMNOPQRSTUVWXYZ/report_reader]
@@ -210,24 +324,39 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AWS_ARGUMENT_KWARGS, AWS_ARGUMENT_SPEC, aws_session
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
+from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_bulk import check_entries, problems_error, sync_policies
 from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_sync import check_input, sync_policy
+
+_GRANT_OPTIONS = dict(db_users=dict(type='list', elements='str', required=True), targets=dict(type='list', elements='str', required=True))
+
+
+def _principals():
+    return dict(roles=dict(type='list', elements='str'), users=dict(type='list', elements='str'), groups=dict(type='list', elements='str'))
 
 
 def argument_spec():
-    principals = dict(roles=dict(type='list', elements='str'), users=dict(type='list', elements='str'),
-                      groups=dict(type='list', elements='str'))
     spec = dict(
-        name=dict(type='str', required=True),
+        name=dict(type='str'),
+        policies=dict(type='list', elements='dict', options=dict(
+            # No defaults here: an option an entry leaves out takes the top-level value.
+            name=dict(type='str', required=True),
+            state=dict(type='str', choices=['present', 'absent']),
+            policy_type=dict(type='str', choices=['managed', 'inline']),
+            path=dict(type='str'),
+            description=dict(type='str'),
+            tags=dict(type='dict'),
+            grants=dict(type='list', elements='dict', options=_GRANT_OPTIONS),
+            attach_to=dict(type='dict', options=_principals()),
+            purge_attachments=dict(type='bool'),
+            allow_wildcard_users=dict(type='bool'),
+        )),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
         policy_type=dict(type='str', choices=['managed', 'inline'], default='managed'),
         path=dict(type='str', default='/'),
         description=dict(type='str'),
         tags=dict(type='dict'),
-        grants=dict(type='list', elements='dict', options=dict(
-            db_users=dict(type='list', elements='str', required=True),
-            targets=dict(type='list', elements='str', required=True),
-        )),
-        attach_to=dict(type='dict', options=principals),
+        grants=dict(type='list', elements='dict', options=_GRANT_OPTIONS),
+        attach_to=dict(type='dict', options=_principals()),
         purge_attachments=dict(type='bool', default=False),
         allow_wildcard_users=dict(type='bool', default=False),
     )
@@ -236,17 +365,24 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_if=[('state', 'present', ['grants'])], **AWS_ARGUMENT_KWARGS)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, mutually_exclusive=[('name', 'policies')],
+                           required_one_of=[('name', 'policies')], **AWS_ARGUMENT_KWARGS)
     params = module.params
-    problems = check_input(params)
-    if problems:
-        module.fail_json(msg="rds_iam_policy '%s': %s" % (params['name'], '; '.join(problems)))
+    bulk = params['policies'] is not None
+    prefix = 'rds_iam_policy: ' if bulk else "rds_iam_policy '%s': " % params['name']
+    if bulk:
+        problems = check_entries(params)[1]
+        if problems:
+            module.fail_json(msg=prefix + str(problems_error(problems)))
+    else:
+        problems = check_input(params)
+        if problems:
+            module.fail_json(msg=prefix + '; '.join(problems))
     try:
         params['region'] = params['region'] or aws_session(params).region_name
-        result = sync_policy(params, module.check_mode, module.warn)
+        result = (sync_policies if bulk else sync_policy)(params, module.check_mode, module.warn)
     except RdsIamError as exc:
-        module.fail_json(msg="rds_iam_policy '%s': %s" % (params['name'], exc))
+        module.fail_json(msg=prefix + str(exc))
     if not module._diff:
         result.pop('diff')
     module.exit_json(**result)

@@ -1,0 +1,169 @@
+"""rds_iam_policy's bulk form with botocore's Stubber: defaults, checks before any call, one read of each shared thing."""
+import botocore.session
+import pytest
+from botocore.stub import ANY, Stubber
+
+from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _fleet, _iam_policy as docs, _iam_policy_bulk as bulk
+from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy_store as store, _iam_policy_targets as resolve
+from test_fleet import ACCOUNT, cluster, instance  # same directory: pytest puts it on sys.path
+
+REGION = "us-east-1"
+ROLE = "app-servers"
+CALLER = {"Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/operator", "UserId": "AIDA"}
+
+
+def params(entries, **top):
+    values = dict.fromkeys(_aws.AWS_ARGUMENT_SPEC)
+    values.update(region=REGION, name=None, state="present", policy_type="managed", path="/", description=None, tags=None,
+                  grants=None, attach_to={"roles": [ROLE]}, purge_attachments=False, allow_wildcard_users=False, policies=entries)
+    values.update(top)
+    return values
+
+
+def entry(name, users, targets=("app-pg",), **options):
+    values = dict.fromkeys(bulk.PER_POLICY_OPTIONS)
+    values.update(name=name, grants=[{"db_users": list(users), "targets": list(targets)}], **options)
+    return values
+
+
+def policy_arn(name):
+    return f"arn:aws:iam::{ACCOUNT}:policy/{name}"
+
+
+def document_text(user, target="app-pg"):
+    arn = docs.connect_arn("aws", REGION, ACCOUNT, instance(target)["DbiResourceId"], user)
+    return docs.serialise(docs.build_documents([[arn]], docs.SIZE_LIMITS["managed"])[0])
+
+
+@pytest.fixture
+def stubs(monkeypatch):
+    monkeypatch.setattr(store, "_CONCURRENT_BACKOFF", 0)
+    session = botocore.session.get_session()
+    clients = {service: session.create_client(service, region_name=REGION, aws_access_key_id="k", aws_secret_access_key="s")
+               for service in ("rds", "sts", "iam")}
+    stubbers = {service: Stubber(client) for service, client in clients.items()}
+    for target in (_fleet, resolve, bulk):
+        monkeypatch.setattr(target, "aws_client", lambda options, service: clients[service])
+    for stubber in stubbers.values():
+        stubber.activate()
+    yield stubbers
+    for stubber in stubbers.values():
+        stubber.assert_no_pending_responses()  # every expected call made, and (Stubber) no other
+
+
+def stub_reads(stubs, attached=(), listed=()):
+    """The reads a run shares: one describe per kind, one GetCallerIdentity, one attachment list, one policy list."""
+    stubs["rds"].add_response("describe_db_instances", {"DBInstances": [instance("app-pg"), instance("app-my", "mysql")]}, {})
+    stubs["rds"].add_response("describe_db_clusters", {"DBClusters": [cluster("app-aurora")]}, {})
+    stubs["sts"].add_response("get_caller_identity", CALLER, {})
+    stubs["iam"].add_response("list_attached_role_policies", {"AttachedPolicies": [{"PolicyName": name, "PolicyArn": policy_arn(name)}
+                                                                                   for name in attached]},
+                              {"RoleName": ROLE, "PathPrefix": "/"})
+    stubs["iam"].add_response("list_policies", {"Policies": [{"PolicyName": name, "Arn": policy_arn(name), "Path": "/",
+                                                              "DefaultVersionId": "v1", "AttachmentCount": 1} for name in listed]},
+                              {"Scope": "Local", "PathPrefix": "/", "MaxItems": 1000})
+
+
+def test_entries_take_the_top_level_values_as_defaults():
+    top = params([], policy_type="inline", path="/rdsiam/", tags={"team": "data"})
+    merged = bulk.entry_params(top, entry("p", ["alice"], path="/own/", attach_to={"users": ["alice"]}))
+    assert (merged["name"], merged["policy_type"], merged["path"], merged["tags"]) == ("p", "inline", "/own/", {"team": "data"})
+    assert merged["attach_to"] == {"users": ["alice"]}  # replaced, not merged with the top-level roles
+    assert merged["state"] == "present" and merged["region"] == REGION and "policies" not in merged
+
+
+def test_every_bad_entry_is_named_before_any_aws_call(stubs):
+    entries = [entry("ok", ["alice"]), entry("ok", ["bob"]), entry("app-1", ["carol"]), entry("app", ["dave"]),
+               entry("two", ["erin"], policy_type="inline", attach_to={"roles": ["a", "b"]}), entry("bad-target", ["f"], targets=["x_!"]),
+               entry("bad name", ["g"]), dict(entry("empty", []), grants=None)]
+    _entries, problems = bulk.check_entries(params(entries))
+    text = "\n".join(problems)
+    assert "policy 'ok' (policies[1]): the name is used by an earlier entry" in text
+    assert "policy 'app-1' (policies[2]): the name is what policy 'app' calls its numbered part" in text
+    assert "policy 'two' (policies[4]): policy_type inline needs exactly one principal" in text
+    assert "policy 'bad-target' (policies[5]): grant target 'x_!' is not an instance or cluster identifier" in text
+    assert "policy 'bad name' (policies[6]): policy name 'bad name' is not valid" in text
+    assert "policy 'empty' (policies[7]): state present needs grants" in text
+    assert len(problems) == 6
+    with pytest.raises(bulk.BulkPolicyError, match="no policy was written, because of 6 problems"):
+        bulk.sync_policies(params(entries), False, lambda _msg: None)
+
+
+def test_a_first_run_reads_once_for_all_policies_then_creates_and_attaches_each(stubs):
+    stub_reads(stubs)
+    for name in ("rdsiam-alice", "rdsiam-bob", "rdsiam-carol"):
+        stubs["iam"].add_response("create_policy", {"Policy": {"Arn": policy_arn(name), "DefaultVersionId": "v1"}},
+                                  {"PolicyName": name, "Path": "/", "PolicyDocument": ANY})
+        stubs["iam"].add_response("attach_role_policy", {}, {"PolicyArn": policy_arn(name), "RoleName": ROLE})
+    entries = [entry("rdsiam-alice", ["alice"]), entry("rdsiam-bob", ["bob"], targets=["app-pg", "app-aurora"]),
+               entry("rdsiam-carol", ["carol"], targets=["app-my"])]
+    result = bulk.sync_policies(params(entries), False, lambda _msg: None)
+    assert result["changed"] is True
+    assert [item["name"] for item in result["policies"]] == ["rdsiam-alice", "rdsiam-bob", "rdsiam-carol"]
+    alice = result["policies"][0]
+    assert sorted(alice) == ["changed", "name", "policies", "resource_arns"]
+    assert alice["policies"][0]["arn"] == policy_arn("rdsiam-alice") and alice["policies"][0]["version"] == "v1"
+    assert alice["resource_arns"] == [f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:{instance('app-pg')['DbiResourceId']}/alice"]
+    assert len(result["policies"][1]["resource_arns"]) == 2
+    assert sorted(result["diff"]["after"]) == ["rdsiam-alice", "rdsiam-bob", "rdsiam-carol"] and result["diff"]["before"] == {}
+
+
+def test_a_rerun_reads_one_version_per_policy_and_writes_nothing(stubs):
+    names = ["rdsiam-alice", "rdsiam-bob"]
+    stub_reads(stubs, attached=names, listed=names)
+    for name, user in zip(names, ("alice", "bob")):
+        stubs["iam"].add_response("get_policy_version", {"PolicyVersion": {"Document": document_text(user), "VersionId": "v1"}},
+                                  {"PolicyArn": policy_arn(name), "VersionId": "v1"})
+    result = bulk.sync_policies(params([entry(names[0], ["alice"]), entry(names[1], ["bob"])]), False, lambda _msg: None)
+    assert result["changed"] is False and [item["changed"] for item in result["policies"]] == [False, False]
+    assert result["diff"]["before"] == result["diff"]["after"]
+
+
+def test_check_mode_reads_and_writes_nothing(stubs):
+    stub_reads(stubs)
+    result = bulk.sync_policies(params([entry("rdsiam-alice", ["alice"])]), True, lambda _msg: None)
+    assert result["changed"] is True and result["policies"][0]["policies"][0]["version"] is None
+
+
+def test_a_missing_target_names_each_entry_that_uses_it_and_nothing_is_read_from_iam(stubs):
+    stubs["rds"].add_response("describe_db_instances", {"DBInstances": [instance("app-pg")]}, {})
+    stubs["rds"].add_response("describe_db_clusters", {"DBClusters": []}, {})
+    stubs["rds"].add_response("describe_db_proxies", {"DBProxies": []}, {})
+    entries = [entry("a", ["alice"]), entry("b", ["bob"], targets=["app-pg", "gone"]), entry("c", ["carol"], targets=["gone"])]
+    with pytest.raises(bulk.BulkPolicyError) as error:
+        bulk.sync_policies(params(entries), False, lambda _msg: None)
+    message = str(error.value)
+    assert "policy 'b' (policies[1]): grant targets not found: 'gone' (us-east-1)" in message
+    assert "policy 'c' (policies[2]): grant targets not found" in message and "policy 'a'" not in message
+
+
+def test_a_missing_principal_fails_before_any_write(stubs):
+    stubs["rds"].add_response("describe_db_instances", {"DBInstances": [instance("app-pg")]}, {})
+    stubs["rds"].add_response("describe_db_clusters", {"DBClusters": []}, {})
+    stubs["sts"].add_response("get_caller_identity", CALLER, {})
+    stubs["iam"].add_response("list_attached_role_policies", {"AttachedPolicies": []}, {"RoleName": ROLE, "PathPrefix": "/"})
+    stubs["iam"].add_response("list_policies", {"Policies": []}, {"Scope": "Local", "PathPrefix": "/", "MaxItems": 1000})
+    stubs["iam"].add_client_error("list_attached_user_policies", "NoSuchEntity", "no user", expected_params={"UserName": "ghost",
+                                                                                                             "PathPrefix": "/"})
+    entries = [entry("a", ["alice"]), entry("b", ["bob"], attach_to={"users": ["ghost"]})]
+    with pytest.raises(bulk.BulkPolicyError, match=r"policy 'b' \(policies\[1\]\): user 'ghost' do not exist in IAM"):
+        bulk.sync_policies(params(entries), False, lambda _msg: None)
+
+
+def test_a_failed_write_names_the_entry_and_the_policies_written_before_it(stubs):
+    stub_reads(stubs)
+    stubs["iam"].add_response("create_policy", {"Policy": {"Arn": policy_arn("a"), "DefaultVersionId": "v1"}},
+                              {"PolicyName": "a", "Path": "/", "PolicyDocument": ANY})
+    stubs["iam"].add_response("attach_role_policy", {}, {"PolicyArn": policy_arn("a"), "RoleName": ROLE})
+    stubs["iam"].add_client_error("create_policy", "LimitExceeded", "too many")
+    with pytest.raises(bulk.BulkPolicyError) as error:
+        bulk.sync_policies(params([entry("a", ["alice"]), entry("b", ["bob"])]), False, lambda _msg: None)
+    message = str(error.value)
+    assert message.startswith("policy 'b' (policies[1]): iam:CreatePolicy on policy 'b'") and "LimitExceeded: too many" in message
+    assert "the policies before it: a" in message
+
+
+def test_paths_are_listed_under_their_common_prefix():
+    assert bulk._common_path(["/rdsiam/app/", "/rdsiam/ops/"]) == "/rdsiam/"  # pylint: disable=protected-access
+    assert bulk._common_path(["/rdsiam/", "/rdsiamx/"]) == "/"  # pylint: disable=protected-access
+    assert bulk._common_path([]) == "/"  # pylint: disable=protected-access
