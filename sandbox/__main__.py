@@ -16,7 +16,7 @@ def _status(state_dir):
     print(f"  moto       {state['moto']['endpoint_url']}")
     for entry in state["servers"]:
         print(f"  {entry['server_kind']:<10} {entry['identifier']:<16} {entry['host']}:{entry['port']} (runs as {entry['os_user']})")
-    print(f"  env file   {state_dir}/env\n  inventory  {state_dir}/inventory.yml")
+    print(f"  env file   {state_dir}/env\n  inventory  {state_dir}/inventory.yml\n  vars       {state_dir}/vars.yml")
     return 1 if problems else 0
 
 

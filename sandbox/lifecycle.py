@@ -63,6 +63,17 @@ def _server(entry, programs=None):
     return cls(entry["identifier"], entry["directory"], entry["host"], entry["port"], entry["os_user"], programs or {})
 
 
+def server(state, identifier):
+    """The local server behind a target, to stop and start it (a target going down, in tests)."""
+    entry = next(entry for entry in state["servers"] if entry["identifier"] == identifier)
+    found = _server(entry, state.get("programs"))
+    if isinstance(found, MariaDbServer):  # its TLS files are command-line options, known after initialise()
+        found.cert_path, found.key_path = _tls_paths(entry)
+        found.ca_path = state["ca_cert"]
+        found.admin_password = entry.get("admin_password")
+    return found
+
+
 def _start_moto(state_dir, host, port):
     log = open(os.path.join(state_dir, "moto.log"), "wb")  # pylint: disable=consider-using-with
     process = subprocess.Popen([sys.executable, "-m", "sandbox.moto_server", host, str(port), state_dir], cwd=REPO_ROOT,

@@ -28,6 +28,18 @@ def inventory(state):
     return {"all": {"children": {"sandbox": {"hosts": hosts, "children": groups}}}}
 
 
+def playbook_vars(state):
+    """Variables for rdsiam.auth's playbooks and roles: where each target really listens, and its CA."""
+    return {
+        "rdsiam_aws": {"region": state["region"], "endpoint_url": state["moto"]["endpoint_url"]},
+        "rdsiam_ca_cert": state["ca_cert"],
+        "rdsiam_login_overrides": {
+            target["identifier"]: {"login_host": target["login_host"], "login_port": target["login_port"]}
+            for target in state["targets"]
+        },
+    }
+
+
 def env_lines(state):
     """`export` lines for the operator's credentials and the moto endpoint (no profile games)."""
     operator = state["operator"]
@@ -39,6 +51,7 @@ def env_lines(state):
         "AWS_DEFAULT_REGION": state["region"],
         "RDSIAM_SANDBOX_CA": state["ca_cert"],
         "RDSIAM_SANDBOX_INVENTORY": os.path.join(state["state_dir"], "inventory.yml"),
+        "RDSIAM_SANDBOX_VARS": os.path.join(state["state_dir"], "vars.yml"),
     }
     lines = ["# written by `make sandbox-up`; `source` it to point AWS SDKs and rdsiam.auth at the sandbox",
              "unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN"]
@@ -56,4 +69,6 @@ def write_all(state):
     state_dir = state["state_dir"]
     _write_private(os.path.join(state_dir, "inventory.yml"),
                    yaml.safe_dump(inventory(state), sort_keys=False, default_flow_style=False))
+    _write_private(os.path.join(state_dir, "vars.yml"),
+                   yaml.safe_dump(playbook_vars(state), sort_keys=False, default_flow_style=False))
     _write_private(os.path.join(state_dir, "env"), env_lines(state))

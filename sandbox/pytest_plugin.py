@@ -3,6 +3,7 @@
 Loaded with `-p sandbox.pytest_plugin` (see pytest.ini); tests that do not ask for a sandbox
 fixture start nothing.
 """
+import contextlib
 import os
 import shutil
 import sys
@@ -28,6 +29,16 @@ class Sandbox:
 
     def server(self, identifier):
         return next(entry for entry in self.state["servers"] if entry["identifier"] == identifier)
+
+    @contextlib.contextmanager
+    def stopped(self, identifier):
+        """The server behind a target is down inside the block and up again after it."""
+        server = lifecycle.server(self.state, identifier)
+        server.stop()
+        try:
+            yield
+        finally:
+            server.start()
 
     def moto(self):
         return lifecycle.MotoSession(self.moto_url)

@@ -155,6 +155,19 @@ def test_env_and_inventory_point_at_the_sandbox(sandbox):
     assert aurora["login_host"] == "127.0.0.1" and aurora["login_port"] == aurora["port"]
 
 
+def test_playbook_vars_point_the_roles_at_the_real_servers(sandbox):
+    vars_path = os.path.join(sandbox.state_dir, "vars.yml")
+    assert stat.S_IMODE(os.stat(vars_path).st_mode) == 0o600
+    with open(vars_path, encoding="utf-8") as handle:
+        playbook_vars = yaml.safe_load(handle)
+    assert playbook_vars["rdsiam_aws"] == {"region": "us-east-1", "endpoint_url": sandbox.moto_url}
+    assert os.path.isfile(playbook_vars["rdsiam_ca_cert"])
+    overrides = playbook_vars["rdsiam_login_overrides"]
+    assert sorted(overrides) == ["sbx-aurora-pg", "sbx-mariadb", "sbx-mysql", "sbx-postgres"]
+    ports = {overrides[name]["login_port"] for name in overrides}
+    assert len(ports) == 4 and all(override["login_host"] == "127.0.0.1" for override in overrides.values())
+
+
 def test_operator_credentials_are_a_real_moto_iam_user(sandbox):
     import boto3
 

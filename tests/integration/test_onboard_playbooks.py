@@ -1,0 +1,233 @@
+"""onboard_user.yml and offboard_user.yml against the whole sandbox fleet: real servers, real IAM, real token logins.
+
+Each test onboards its own database users and its own IAM role, and the module fixture puts the fleet's IAM flags
+back as they were, so the other test files see the sandbox they expect.
+"""
+import json
+import secrets
+
+import pytest
+
+from iam_login import admin_connection, assume_role, delete_role, engine_of, login_error, mint_token, role_with_policy
+from iam_login import assert_login, enable_iam_auth
+
+FLEET = ("sbx-postgres", "sbx-aurora-pg", "sbx-mariadb", "sbx-mysql")
+GRANTS = {"postgres": {"roles": ["pg_read_all_data"]}, "mysql": {"privileges": "*.*:SELECT"}}
+
+
+@pytest.fixture(scope="module")
+def fleet_flags(sandbox):
+    """The playbook turns IAM auth on across the fleet; turn it back off for the test files that follow."""
+    restore = [enable_iam_auth(sandbox, identifier, False) for identifier in FLEET]
+    yield
+    for undo in restore:
+        undo()
+
+
+@pytest.fixture
+def person(sandbox, fleet_flags):  # pylint: disable=unused-argument
+    """A fresh IAM role (the person, as with SSO) and two database users of their own."""
+    suffix = secrets.token_hex(3)
+    role = f"pb-people-{suffix}"
+    arn = role_with_policy(sandbox, role, {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "rds:DescribeDBInstances", "Resource": "*"}]})
+    users = [f"pb_ann_{suffix}", f"pb_ben_{suffix}"]
+    yield {"role": role, "role_arn": arn, "users": users}
+    iam = sandbox.moto().client("iam")
+    delete_role(sandbox, role)
+    for user in users:
+        arn_of = f"arn:aws:iam::{sandbox.state['operator']['account_id']}:policy/rdsiam-{user}"
+        try:
+            iam.delete_policy(PolicyArn=arn_of)
+        except iam.exceptions.NoSuchEntityException:
+            pass
+    for identifier in FLEET:
+        _drop_everywhere(sandbox, identifier, users)
+
+
+def _drop_everywhere(sandbox, identifier, users):
+    conn = admin_connection(sandbox, identifier)
+    try:
+        with conn.cursor() as cur:
+            for user in users:
+                if engine_of(sandbox.target(identifier)) == "postgres":
+                    cur.execute('DROP ROLE IF EXISTS "%s"' % user)
+                else:
+                    cur.execute("DROP USER IF EXISTS %s@'%%'", (user,))
+    finally:
+        conn.close()
+
+
+def _vars(sandbox, person, tmp_path, **extra):
+    report = tmp_path / f"report-{secrets.token_hex(3)}.json"
+    values = {
+        "rdsiam_aws": {"region": sandbox.region, "endpoint_url": sandbox.moto_url},
+        "rdsiam_ca_cert": sandbox.ca_cert,
+        "rdsiam_login_overrides": {t["identifier"]: {"login_host": t["login_host"], "login_port": t["login_port"]}
+                                   for t in sandbox.state["targets"]},
+        "rdsiam_users": person["users"],
+        "rdsiam_grants": GRANTS,
+        "rdsiam_principals": {"roles": [person["role"]]},
+        "rdsiam_targets": {"identifiers": list(FLEET)},
+        "rdsiam_verify_role_arn": person["role_arn"],
+        "rdsiam_verify_retries": 0,
+        "rdsiam_report_path": str(report),
+    }
+    values.update(extra)
+    return values, report
+
+
+def _run(sandbox, playbook_runner, name, values):
+    return playbook_runner(f"rdsiam.auth.{name}", extra_vars=values, env=sandbox.aws_env())
+
+
+def _rows(report):
+    return {(row["target"], row["user"]): row for row in json.loads(report.read_text())["rows"]}
+
+
+def _token_as(sandbox, person, identifier, user):
+    credentials = assume_role(sandbox, person["role_arn"], "pb-check")
+    return mint_token(credentials, sandbox.target(identifier), user)
+
+
+def _pg_can_login(sandbox, identifier, user):
+    conn = admin_connection(sandbox, identifier)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (user,))
+            row = cur.fetchone()
+    finally:
+        conn.close()
+    return None if row is None else row[0]
+
+
+def test_onboard_proves_every_login_and_a_second_run_changes_nothing(sandbox, person, playbook_runner, tmp_path):
+    values, report = _vars(sandbox, person, tmp_path)
+    first = _run(sandbox, playbook_runner, "onboard_user", values)
+    assert first.rc == 0, first.stdout[-4000:]
+    rows = _rows(report)
+    assert sorted(rows) == sorted((target, user) for target in FLEET for user in person["users"])
+    for row in rows.values():
+        assert row["iam_auth"] == "on" and row["login"].startswith("yes (TLS") and not row["failed"], row
+        assert "created" in row["changed"] and row["policy"].startswith("rdsiam-pb_")
+    # The proof is real: a token minted now as the person's role logs in everywhere.
+    for identifier in FLEET:
+        assert_login(sandbox, identifier, person["users"][0], _token_as(sandbox, person, identifier, person["users"][0]))
+    # The IAM side: one policy per database user, attached to the role, naming exactly the four targets.
+    iam = sandbox.moto().client("iam")
+    attached = {p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=person["role"])["AttachedPolicies"]}
+    assert attached == {f"rdsiam-{user}" for user in person["users"]}
+
+    second = _run(sandbox, playbook_runner, "onboard_user", values)
+    assert second.rc == 0, second.stdout[-4000:]
+    changed = [(entry["host"], entry["task"]) for entry in second.results if entry["status"] == "changed"]
+    assert changed == []
+    assert {row["changed"] for row in _rows(report).values()} == {"nothing"}
+
+
+def test_offboard_removes_iam_first_then_the_user_and_onboarding_restores_it(sandbox, person, playbook_runner, tmp_path):
+    values, report = _vars(sandbox, person, tmp_path)
+    assert _run(sandbox, playbook_runner, "onboard_user", values).rc == 0
+    user = person["users"][0]
+    offboard = _run(sandbox, playbook_runner, "offboard_user", values)
+    assert offboard.rc == 0, offboard.stdout[-4000:]
+    for (target, row_user), row in _rows(report).items():
+        assert row["login"] == "refused, as expected" and row["policy"].startswith("removed "), row
+        assert "dropped" in row["changed"]
+    iam = sandbox.moto().client("iam")
+    assert iam.list_attached_role_policies(RoleName=person["role"])["AttachedPolicies"] == []
+    assert _pg_can_login(sandbox, "sbx-postgres", user) is None
+    assert login_error(sandbox, "sbx-mariadb", user, _token_as(sandbox, person, "sbx-mariadb", user))
+
+    again = _run(sandbox, playbook_runner, "onboard_user", values)
+    assert again.rc == 0, again.stdout[-4000:]
+    assert all(row["login"].startswith("yes") for row in _rows(report).values())
+    assert_login(sandbox, "sbx-aurora-pg", user, _token_as(sandbox, person, "sbx-aurora-pg", user))
+
+
+def test_offboard_lock_keeps_the_user_and_onboarding_unlocks_it(sandbox, person, playbook_runner, tmp_path):
+    values, report = _vars(sandbox, person, tmp_path)
+    assert _run(sandbox, playbook_runner, "onboard_user", values).rc == 0
+    user = person["users"][1]
+    locked = _run(sandbox, playbook_runner, "offboard_user", dict(values, rdsiam_offboard_mode="lock"))
+    assert locked.rc == 0, locked.stdout[-4000:]
+    assert all("locked" in row["changed"] for row in _rows(report).values())
+    assert _pg_can_login(sandbox, "sbx-postgres", user) is False
+    # IAM alone would refuse now; the operator (allowed everything) shows the database refuses too.
+    operator = {"access_key_id": sandbox.state["operator"]["access_key_id"],
+                "secret_access_key": sandbox.state["operator"]["secret_access_key"]}
+    assert login_error(sandbox, "sbx-mysql", user, mint_token(operator, sandbox.target("sbx-mysql"), user))
+
+    assert _run(sandbox, playbook_runner, "onboard_user", values).rc == 0
+    assert _pg_can_login(sandbox, "sbx-postgres", user) is True
+    assert_login(sandbox, "sbx-mysql", user, _token_as(sandbox, person, "sbx-mysql", user))
+
+
+def test_a_target_that_is_down_fails_alone_and_is_named(sandbox, person, playbook_runner, tmp_path):
+    values, report = _vars(sandbox, person, tmp_path)
+    with sandbox.stopped("sbx-mysql"):
+        run = _run(sandbox, playbook_runner, "onboard_user", values)
+    assert run.rc != 0
+    failure = run.task("Fail if any target failed", "localhost")["result"]["msg"]
+    assert failure.startswith("1 target(s) failed: sbx-mysql: Manage the IAM database users: could not connect to mysql")
+    rows = _rows(report)
+    for (target, _user), row in rows.items():
+        if target == "sbx-mysql":
+            assert row["failed"] and row["login"] == "not checked" and row["error"]
+        else:
+            assert not row["failed"] and row["login"].startswith("yes"), row
+    assert "| FAILED at Manage the IAM database users" in run.stdout
+    # Back up, a rerun converges the one that failed and leaves the others alone.
+    rerun = _run(sandbox, playbook_runner, "onboard_user", values)
+    assert rerun.rc == 0, rerun.stdout[-4000:]
+    changed_hosts = {entry["host"] for entry in rerun.results if entry["status"] == "changed"}
+    assert changed_hosts == {"sbx-mysql"}
+
+
+def test_bad_input_fails_before_any_target_is_touched(sandbox, person, playbook_runner, tmp_path):
+    values, _report = _vars(sandbox, person, tmp_path, rdsiam_grants={"postgres": {"role": ["x"]}})
+    run = _run(sandbox, playbook_runner, "onboard_user", values)
+    assert run.rc != 0
+    assert "grants of the playbook for postgres have unknown keys role" in run.stdout
+    assert not any(entry["host"] in FLEET for entry in run.results)
+    missing = _run(sandbox, playbook_runner, "onboard_user", dict(values, rdsiam_grants=GRANTS,
+                                                                  rdsiam_targets={"identifiers": ["sbx-postgres", "nope"]}))
+    assert missing.rc != 0 and "nope not found" in missing.stdout
+    assert not any(entry["host"] in FLEET for entry in missing.results)
+
+
+def test_no_token_or_password_in_verbose_output(sandbox, person, playbook_runner, tmp_path):
+    values, _report = _vars(sandbox, person, tmp_path, rdsiam_targets={"identifiers": ["sbx-postgres", "sbx-mariadb"]})
+    run = playbook_runner("rdsiam.auth.onboard_user", extra_vars=values, env=sandbox.aws_env(), verbosity=4)
+    assert run.rc == 0, run.stdout[-4000:]
+    output = run.stdout + run.stderr
+    assert "X-Amz-Signature=" not in output and "X-Amz-Credential" not in output
+    for identifier in ("sbx-postgres", "sbx-mariadb"):
+        assert sandbox.target(identifier)["master_password"] not in output
+
+
+def test_abac_policy_lets_the_session_tagged_with_the_user_in(sandbox, person, playbook_runner, tmp_path):
+    user = person["users"][0]
+    prefix = f"rdsiam-{person['role']}-"
+    values, report = _vars(sandbox, person, tmp_path, rdsiam_users=[user], rdsiam_policy_mode="abac",
+                           rdsiam_policy_prefix=prefix, rdsiam_verify_session_tags={"db_user": user},
+                           rdsiam_targets={"identifiers": ["sbx-postgres", "sbx-mariadb"]})
+    iam = sandbox.moto().client("iam")
+    policy_arn = f"arn:aws:iam::{sandbox.state['operator']['account_id']}:policy/{prefix}abac"
+    try:
+        run = _run(sandbox, playbook_runner, "onboard_user", values)
+        assert run.rc == 0, run.stdout[-4000:]
+        for row in _rows(report).values():
+            assert row["policy"] == f"{prefix}abac (changed)" and row["login"].startswith("yes"), row
+        document = iam.get_policy_version(PolicyArn=policy_arn, VersionId=iam.get_policy(PolicyArn=policy_arn)["Policy"]["DefaultVersionId"])
+        assert "${aws:PrincipalTag/db_user}" in json.dumps(document["PolicyVersion"]["Document"])
+        # A session tagged with another user gets nothing from the same policy.
+        other = assume_role(sandbox, person["role_arn"], "pb-other", session_tags={"db_user": person["users"][1]})
+        assert login_error(sandbox, "sbx-postgres", user, mint_token(other, sandbox.target("sbx-postgres"), user))
+    finally:
+        for attached in iam.list_attached_role_policies(RoleName=person["role"])["AttachedPolicies"]:
+            iam.detach_role_policy(RoleName=person["role"], PolicyArn=attached["PolicyArn"])
+        try:
+            iam.delete_policy(PolicyArn=policy_arn)
+        except iam.exceptions.NoSuchEntityException:
+            pass
