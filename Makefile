@@ -20,22 +20,21 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # runs the unit tests on each.
 COMPAT_CORES := 2.19 2.20
 
-.PHONY: help demo test venv install build sanity pytest compat sandbox-up sandbox-down sandbox-status clean
+.PHONY: help demo test venv install build sanity pytest compat lint molecule sandbox-up sandbox-down sandbox-status clean
 
 help:
-	@echo "make demo            start the sandbox and show the fleet it stands in for"
+	@echo "make demo            onboard a person onto the sandbox fleet with the real playbook, log in as them"
 	@echo "make test            sanity + unit + integration tests (installs what it needs)"
 	@echo "make sandbox-up | sandbox-down | sandbox-status"
 
-demo: venv
-	@$(PY) -m sandbox up
-	@echo; echo "The sandbox fleet, as its (moto) RDS API describes it:"; echo
-	@$(PY) -m sandbox fleet
-	@echo; echo "Point any AWS SDK and this collection at it with:  source sandbox/.state/env"
-	@echo "Stop it with:  make sandbox-down"
+# Onboards a demo person onto the whole sandbox fleet with the real playbook, logs in as them, stops the sandbox.
+demo: install
+	@scripts/demo
 
-test: compat
+# molecule before pytest, so that pytest's counts stay the last lines `make test` prints.
+test: compat lint
 	scripts/sanity
+	$(MAKE) --no-print-directory molecule
 	$(PY) -m pytest
 
 venv: $(VENV)/.installed
@@ -62,6 +61,24 @@ sanity: venv install
 
 pytest: venv install
 	$(PY) -m pytest
+
+# ansible-lint and molecule run with the venv first on PATH (molecule calls ansible-playbook by
+# name) and the built collection on ANSIBLE_COLLECTIONS_PATH. ANSIBLE_HOME under the build dir
+# gives every build its own molecule scratch dirs, so two builds never share a scenario's state.
+ANSIBLE_TOOLS_ENV := PATH="$(VENV)/bin:$$PATH" ANSIBLE_HOME="$(BUILD)/ansible-home"
+
+# Offline: nothing is downloaded; modules and roles resolve from the built collection.
+lint: venv install
+	$(ANSIBLE_TOOLS_ENV) $(VENV)/bin/ansible-lint --offline --profile production roles playbooks extensions/molecule
+
+# Every scenario under extensions/molecule/, each against a private sandbox of its own. All of
+# them run (`molecule test --all` stops at the first failure); the failed ones are named at the end.
+molecule: venv install
+	@failed=""; \
+	for scenario in $$(cd extensions/molecule && ls -d */molecule.yml | cut -d/ -f1); do \
+	  $(ANSIBLE_TOOLS_ENV) $(VENV)/bin/molecule test -s $$scenario || failed="$$failed $$scenario"; \
+	done; \
+	if [[ -n $$failed ]]; then echo "molecule: failed:$$failed" >&2; exit 1; fi
 
 compat: install
 	@for core in $(COMPAT_CORES); do \
