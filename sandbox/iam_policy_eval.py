@@ -86,7 +86,9 @@ def _split_pattern(pattern, context):
     return pieces
 
 
+@functools.lru_cache(maxsize=8192)
 def _glob_regex(pieces, flags=0):
+    # Cached: a principal's policies are matched on every login, and building the regex was most of a verification.
     parts = []
     for text, literal in pieces:
         if literal:
@@ -101,7 +103,7 @@ def glob_match(pattern, value, context=None, ignore_case=False):
     pieces = _split_pattern(pattern, context or {})
     if pieces is None:
         return False
-    return _glob_regex(pieces, re.IGNORECASE if ignore_case else 0).fullmatch(value) is not None
+    return _glob_regex(tuple(pieces), re.IGNORECASE if ignore_case else 0).fullmatch(value) is not None
 
 
 def arn_match(pattern, arn, context=None):
