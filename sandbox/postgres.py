@@ -5,8 +5,10 @@ CREATEROLE/CREATEDB and membership in rds_superuser. The sandbox does the same, 
 works here does not rely on superuser powers it will not have on RDS.
 """
 import os
+import random
 import shutil
 import subprocess
+import time
 
 from sandbox import pam
 from sandbox.localserver import LocalServer
@@ -92,9 +94,18 @@ class PostgresServer(LocalServer):
         pam.write_service(self.directory, module, verify_url, self.name)
         chown_tree(self.directory, self.os_user)
 
-    def start(self):
-        self._run([self.programs["pg_ctl"], "-D", self.data, "-l", self.log, "-w", "-t", "30", "start"],
-                  env=pam.wrapper_env(self.directory, self.programs))
+    def start(self, attempts=3):
+        for attempt in range(1, attempts + 1):
+            try:
+                self._run([self.programs["pg_ctl"], "-D", self.data, "-l", self.log, "-w", "-t", "30", "start"],
+                          env=pam.wrapper_env(self.directory, self.programs))
+                break
+            except SandboxError as exc:
+                # libpam-wrapper picks its /tmp/pam.X directory with a check, then a mkdir: two servers started in the
+                # same instant can pick the same one, and one of them fails at once. A moment later there is another.
+                if "pwrap_init" not in str(exc) or attempt == attempts:
+                    raise
+                time.sleep(0.2 + random.random() / 2)
         wait_for_port(self.host, self.port, f"PostgreSQL {self.name}", alive=self.alive)
 
     def reload(self):

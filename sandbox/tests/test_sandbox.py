@@ -291,3 +291,41 @@ def test_down_leaves_no_process_port_or_file_behind(monkeypatch):
     leftovers = sorted(set(os.listdir("/tmp")) - tmp_before)
     assert [name for name in leftovers if _could_be_a_sandboxs(name) and not _another_sandboxs_pam_copy(name, state_dir)] == []
     assert lifecycle.down(state_dir, quiet=True) == []  # a second down is harmless
+
+
+@pytest.mark.parametrize("errors, starts", [
+    (["pg_ctl failed: PWRAP_ERROR - pwrap_init: Failed to create pam_wrapper config dir: /tmp/pam.E - File exists"], 2),
+    ([], 1),
+])
+def test_postgres_start_retries_only_libpam_wrappers_directory_race(monkeypatch, errors, starts):
+    from sandbox.postgres import PostgresServer
+
+    server = PostgresServer("sbx-x", "/nonexistent", "127.0.0.1", 1, "postgres", {"pg_ctl": "pg_ctl"})
+    calls = []
+
+    def run(argv, env=None):
+        calls.append(argv)
+        if len(calls) <= len(errors):
+            raise SandboxError(errors[len(calls) - 1])
+
+    monkeypatch.setattr(server, "_run", run)
+    monkeypatch.setattr("sandbox.postgres.wait_for_port", lambda *args, **kwargs: None)
+    monkeypatch.setattr("sandbox.postgres.time.sleep", lambda seconds: None)
+    server.start()
+    assert len(calls) == starts
+
+
+def test_postgres_start_does_not_retry_other_failures(monkeypatch):
+    from sandbox.postgres import PostgresServer
+
+    server = PostgresServer("sbx-x", "/nonexistent", "127.0.0.1", 1, "postgres", {"pg_ctl": "pg_ctl"})
+    calls = []
+
+    def run(argv, env=None):
+        calls.append(argv)
+        raise SandboxError("pg_ctl failed: could not bind IPv4 address")
+
+    monkeypatch.setattr(server, "_run", run)
+    with pytest.raises(SandboxError, match="could not bind"):
+        server.start()
+    assert len(calls) == 1
