@@ -8,15 +8,13 @@ import time
 
 import yaml
 
+from community_venv import BENCH_VENV
 from sandbox import fleet, lifecycle
 from sandbox.pytest_plugin import Sandbox, private_state_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("RDSIAM_BUILD") or os.path.join(ROOT, ".build")
 COLLECTIONS = os.path.join(BUILD, "collections")
-BENCH_VENV = os.environ.get("RDSIAM_BENCH_VENV") or "/tmp/rdsiam-bench/venv"
-# bench/db_user's packages, plus boto3 for the amazon.aws modules and for rdsiam.auth's AWS modules.
-BENCH_PACKAGES = ["ansible>=14,<15", "psycopg2-binary", "PyMySQL", "boto3"]
 CALLBACKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
 
 PG_GRANT_ROLE = "pg_read_all_data"
@@ -37,22 +35,6 @@ def fleet_specs(per_engine=5):
 
 def user_names(count):
     return ["bench_u%03d" % number for number in range(1, count + 1)]
-
-
-def ensure_bench_venv():
-    """The Python 3.12 venv with `ansible` 14.x that bench/db_user uses, with boto3 added: (python, versions)."""
-    python = os.path.join(BENCH_VENV, "bin", "python")
-    if not os.path.exists(os.path.join(BENCH_VENV, "bin", "ansible-playbook")):
-        base = subprocess.run([os.path.join(ROOT, "scripts", "find-python")], capture_output=True, text=True, check=True).stdout.strip()
-        print("creating %s with %s (ansible 14.x, once)..." % (BENCH_VENV, base), flush=True)
-        subprocess.run([base, "-m", "venv", BENCH_VENV], check=True)
-    if subprocess.run([python, "-c", "import boto3, psycopg2, pymysql, ansible_collections.ansible.mysql.plugins.modules.mysql_user"],
-                      capture_output=True, check=False).returncode != 0:
-        print("installing %s into %s (once)..." % (", ".join(BENCH_PACKAGES), BENCH_VENV), flush=True)
-        subprocess.run([python, "-m", "pip", "install", "--quiet"] + BENCH_PACKAGES, check=True)
-    version = subprocess.run([python, "-c", "import importlib.metadata as m; print(m.version('ansible'), m.version('ansible-core'))"],
-                             capture_output=True, text=True, check=True).stdout.split()
-    return python, version
 
 
 class BenchFleet:

@@ -255,7 +255,6 @@ def target_report(target, users, steps=None, mode='per_user', prefix='rdsiam-', 
             'error': '',
         }
         if failure:
-            row['login'] = 'not checked' if row['login'] == 'not checked' else row['login']
             row['changed'] = 'FAILED at %s' % failure.get('step', '?')
             row['error'] = failure.get('msg', '')
         rows.append(row)
