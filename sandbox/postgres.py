@@ -25,6 +25,18 @@ _BOOTSTRAP_ROLES = (
     # would send it to PAM. CREATEROLE already lets the master grant rds_iam, as on RDS.
     "GRANT rds_password, rds_replication TO rds_superuser WITH ADMIN OPTION",
 )
+# From PostgreSQL 16 CREATEROLE no longer lets a role grant roles it does not administer, and a
+# grant carries ADMIN, INHERIT and SET separately: RDS gives rds_superuser ADMIN only on its
+# rds_* roles, so the master may grant them without holding their privileges.
+_ADMIN_GRANT_16 = "GRANT rds_iam, rds_password, rds_replication TO rds_superuser WITH ADMIN OPTION, INHERIT FALSE, SET FALSE"
+
+
+def bootstrap_roles(major):
+    """The statements that make RDS's roles on a server of that major (as rdsadmin)."""
+    if major < 16:
+        return _BOOTSTRAP_ROLES
+    return _BOOTSTRAP_ROLES[:-1] + (_ADMIN_GRANT_16,)
+
 
 _SERVER_SETTINGS = {
     "shared_buffers": "16MB",
@@ -39,26 +51,30 @@ _SERVER_SETTINGS = {
 }
 
 
-def pg_hba(force_ssl):
+def pg_hba(force_ssl, iam_auth=True):
     """pg_hba.conf lines: rdsadmin over the local socket only, everyone else over TCP.
 
     Members of rds_iam log in only over TLS and only with an IAM token, checked through PAM
     (sandbox/pam.py), whatever force_ssl says; as on RDS, they have no password login.
     With force_ssl (rds.force_ssl=1, the RDS default from PostgreSQL 15) any other plaintext
-    TCP login is refused too; other roles log in with scram passwords.
+    TCP login is refused too; other roles log in with scram passwords. Without iam_auth (a
+    server built without PAM) there is no rds_iam line at all.
     """
-    lines = ["local all rdsadmin trust",
-             f"hostssl all +rds_iam 127.0.0.1/32 pam pamservice={pam.SERVICE}",
-             "hostnossl all +rds_iam 0.0.0.0/0 reject",
-             "hostssl all all 127.0.0.1/32 scram-sha-256"]
+    lines = ["local all rdsadmin trust"]
+    if iam_auth:
+        lines += [f"hostssl all +rds_iam 127.0.0.1/32 pam pamservice={pam.SERVICE}",
+                  "hostnossl all +rds_iam 0.0.0.0/0 reject"]
+    lines.append("hostssl all all 127.0.0.1/32 scram-sha-256")
     lines.append("hostnossl all all 0.0.0.0/0 reject" if force_ssl else "hostnossl all all 127.0.0.1/32 scram-sha-256")
     return "\n".join(lines) + "\n"
 
 
 class PostgresServer(LocalServer):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, iam_auth=True, **kwargs):
+        """iam_auth=False: a server without PAM (sandbox/sql_servers.py), no IAM logins, no libpam-wrapper."""
         super().__init__(*args, **kwargs)
         self.pid_file = os.path.join(self.data, "postmaster.pid")
+        self.iam_auth = iam_auth
 
     def _run(self, argv, env=None):
         """argv as the server account; env goes through env(1) so runuser's own PAM never sees it."""
@@ -84,7 +100,7 @@ class PostgresServer(LocalServer):
 
     def write_hba(self, force_ssl):
         with open(os.path.join(self.data, "pg_hba.conf"), "w", encoding="utf-8") as hba:
-            hba.write(pg_hba(force_ssl))
+            hba.write(pg_hba(force_ssl, self.iam_auth))
 
     def install_iam_auth(self, pam_module_path, verify_url):
         """Let rds_iam members in through PAM and the verifier (a private copy of the module the server account can read)."""
@@ -98,7 +114,7 @@ class PostgresServer(LocalServer):
         for attempt in range(1, attempts + 1):
             try:
                 self._run([self.programs["pg_ctl"], "-D", self.data, "-l", self.log, "-w", "-t", "30", "start"],
-                          env=pam.wrapper_env(self.directory, self.programs))
+                          env=pam.wrapper_env(self.directory, self.programs) if self.iam_auth else None)
                 break
             except SandboxError as exc:
                 # libpam-wrapper picks its /tmp/pam.X directory with a check, then a mkdir: two servers started in the
@@ -112,11 +128,11 @@ class PostgresServer(LocalServer):
         """Make the running server re-read pg_hba.conf and postgresql.conf (takes effect a moment later)."""
         self._run([self.programs["pg_ctl"], "-D", self.data, "reload"])
 
-    def admin_connection(self):
+    def admin_connection(self, dbname="postgres"):
         """A superuser connection over the local socket, for the sandbox's own set-up."""
         import psycopg2
 
-        conn = psycopg2.connect(host=self.run_dir, port=self.port, user="rdsadmin", dbname="postgres")
+        conn = psycopg2.connect(host=self.run_dir, port=self.port, user="rdsadmin", dbname=dbname)
         conn.autocommit = True
         return conn
 
@@ -126,7 +142,8 @@ class PostgresServer(LocalServer):
         conn = self.admin_connection()
         try:
             with conn.cursor() as cur:
-                for statement in _BOOTSTRAP_ROLES:
+                cur.execute("SHOW server_version_num")
+                for statement in bootstrap_roles(int(cur.fetchone()[0]) // 10000):
                     cur.execute(statement)
                 master = sql.Identifier(master_user)
                 cur.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE CREATEDB PASSWORD %s").format(master), (master_password,))
@@ -139,4 +156,5 @@ class PostgresServer(LocalServer):
         if self.alive():
             subprocess.run(run_as(self.os_user, [self.programs["pg_ctl"], "-D", self.data, "-m", "immediate", "-w", "stop"]),
                            capture_output=True, check=False)
-        pam.remove_runtime_copies(self.directory)
+        if self.iam_auth:
+            pam.remove_runtime_copies(self.directory)

@@ -11,7 +11,10 @@ import tempfile
 
 import pytest
 
-from sandbox import fleet, lifecycle
+from sandbox import fleet, lifecycle, sql_servers
+
+# The PostgreSQL majors pg_majors serves, (15, 16, 17, 18): parametrize over these.
+PG_MAJORS = sql_servers.MAJORS
 
 
 class Sandbox:
@@ -68,6 +71,20 @@ def sandbox():
     finally:
         lifecycle.down(state_dir, quiet=True)
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_majors():
+    """SQL-only PostgreSQL servers with RDS's role model (sandbox/sql_servers.py), one per major.
+
+    `pg_majors.get(major)` starts that major's server on first use and returns the same handle
+    afterwards (its tests share it: use unique role names); every server stops at session end.
+    """
+    pool = sql_servers.SqlServerPool()
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 
 @pytest.fixture(autouse=True, scope="session")
