@@ -19,25 +19,43 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._identifiers import (
     check_pg_new_role_name,
     quote_pg_ident,
 )
-
-IAM_ROLE = 'rds_iam'
+from ansible_collections.rdsiam.auth.plugins.module_utils._pg_iam_inheritance import (
+    IAM_ROLE,
+    Membership,
+    MembershipGraph,
+    format_chain,
+    newly_forced_onto_iam,
+)
 # Roles RDS keeps for itself: the module never creates, converts or drops them.
 RESERVED_ROLES = frozenset((
     'rdsadmin', 'rds_superuser', 'rds_iam', 'rds_password', 'rds_replication', 'rdsrepladmin', 'rdsproxyadmin',
     'rds_ad', 'rdstopmgr', 'rds_extension', 'rds_ad_admin', 'postgres_fdw_admin',
 ))
 
-CURRENT_USER_QUERY = 'SELECT current_user'
-# One query for all listed users and every role they mention; pg_has_role tells whether the admin
-# already holds the membership REASSIGN OWNED needs, and the session count whether a user that is already
-# locked still has sessions for terminate_sessions to end (pid and usesysid are visible to every role).
+# Whether the membership row `a` passes its role on to the member. The INHERIT and SET options exist from
+# PostgreSQL 16 only; to_jsonb reads them where they exist, and before 16 every membership conveys. From 16
+# a CREATEROLE creator holds ADMIN on the roles it creates with neither option: such a row conveys nothing.
+CONVEYS = ("COALESCE((pg_catalog.to_jsonb(a) ->> 'inherit_option')::boolean "
+           "OR (pg_catalog.to_jsonb(a) ->> 'set_option')::boolean, true)")
+# The login, the server's major version, every membership edge and which roles may log in, in one query.
+SERVER_QUERY = (
+    "SELECT current_user, session_user, pg_catalog.current_setting('server_version_num')::int, "
+    'COALESCE((SELECT pg_catalog.json_agg(pg_catalog.json_build_array(g.rolname, m.rolname, ' + CONVEYS + ')) '
+    'FROM pg_catalog.pg_auth_members a JOIN pg_catalog.pg_roles g ON g.oid = a.roleid '
+    "JOIN pg_catalog.pg_roles m ON m.oid = a.member), '[]'), "
+    'ARRAY(SELECT rolname FROM pg_catalog.pg_roles WHERE rolcanlogin ORDER BY rolname)'
+)
+# One query for all listed users and every role they mention; pg_has_role(USAGE) tells whether the admin
+# already has the privileges of the role, which REASSIGN OWNED and DROP OWNED need (from PostgreSQL 16 the
+# creator's own ADMIN-only membership does not give them), and the session count whether a user that is
+# already locked still has sessions for terminate_sessions to end (pid and usesysid are visible to every role).
 ROLES_QUERY = (
     'SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, r.rolsuper, '
-    'ARRAY(SELECT g.rolname FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles g ON g.oid = m.roleid '
-    'WHERE m.member = r.oid ORDER BY g.rolname) AS member_of, '
-    "pg_catalog.pg_has_role(current_user, r.oid, 'MEMBER') AS admin_is_member, r.oid, COALESCE(a.sessions, 0) AS sessions "
+    'ARRAY(SELECT DISTINCT g.rolname FROM pg_catalog.pg_auth_members a JOIN pg_catalog.pg_roles g ON g.oid = a.roleid '
+    'WHERE a.member = r.oid AND ' + CONVEYS + ' ORDER BY g.rolname) AS member_of, '
+    "pg_catalog.pg_has_role(current_user, r.oid, 'USAGE') AS admin_has_privileges, r.oid, COALESCE(s.sessions, 0) AS sessions "
     'FROM pg_catalog.pg_roles r LEFT JOIN (SELECT usesysid, count(*) AS sessions FROM pg_catalog.pg_stat_activity '
-    'WHERE pid <> pg_catalog.pg_backend_pid() GROUP BY usesysid) a ON a.usesysid = r.oid WHERE r.rolname = ANY(%s)'
+    'WHERE pid <> pg_catalog.pg_backend_pid() GROUP BY usesysid) s ON s.usesysid = r.oid WHERE r.rolname = ANY(%s)'
 )
 # Run after the drops and locks are committed, so a failed one ends no session and no new login slips in between;
 # by the role's oid, since pg_stat_activity no longer has a name for the sessions of a dropped role.
@@ -56,16 +74,31 @@ def names_to_read(users, reassign_owned_to):
     return sorted(set(names))
 
 
+class PgServer:
+    """What the plan needs to know about the server besides the listed roles."""
+
+    def __init__(self, version_num=150000, session_user=None, memberships=(), logins=()):
+        self.version_num = version_num
+        self.session_user = session_user
+        self.memberships = [Membership(*edge) for edge in memberships]
+        self.logins = frozenset(logins)
+
+    @property
+    def major(self):
+        return self.version_num // 10000
+
+
 def read_state(cursor, users, reassign_owned_to):
-    """(admin user, {role name: attributes}) in two queries, whatever the number of users."""
-    cursor.execute(CURRENT_USER_QUERY)
-    admin = cursor.fetchone()[0]
+    """(admin user, {role name: attributes}, PgServer) in two queries, whatever the number of users."""
+    cursor.execute(SERVER_QUERY)
+    admin, session_user, version_num, memberships, logins = cursor.fetchone()
+    server = PgServer(version_num, session_user, memberships, logins)
     cursor.execute(ROLES_QUERY, (names_to_read(users, reassign_owned_to or admin),))
     roles = {}
-    for name, can_login, conn_limit, is_super, member_of, admin_is_member, oid, sessions in cursor.fetchall():
-        roles[name] = dict(login=can_login, connection_limit=conn_limit, superuser=is_super,
-                           member_of=list(member_of), admin_is_member=admin_is_member, oid=oid, sessions=sessions)
-    return admin, roles
+    for name, can_login, conn_limit, is_super, member_of, admin_has_privileges, oid, sessions in cursor.fetchall():
+        roles[name] = dict(login=can_login, connection_limit=conn_limit, superuser=is_super, member_of=list(member_of),
+                           admin_has_privileges=admin_has_privileges, oid=oid, sessions=sessions)
+    return admin, roles, server
 
 
 def _view(role):
@@ -120,8 +153,9 @@ def validate_users(users, admin, roles, options):
             problems.append('user %s: role(s) %s do not exist: create them first (privileges live in roles such as app_ro) '
                             'or correct the names' % (ascii(name), ', '.join(ascii(role) for role in missing)))
     if to_convert:
-        problems.append('user(s) %s already log in with a password (LOGIN roles outside rds_iam); switching them to IAM breaks '
-                        'whatever uses that password today: set convert_password_users to true to convert them'
+        problems.append('user(s) %s already exist as LOGIN roles outside rds_iam (they log in with a password or another '
+                        'method today); switching them to IAM breaks whatever logs in as them that way: set '
+                        'convert_password_users to true to convert them'
                         % ', '.join(ascii(name) for name in to_convert))
     if any(user['state'] == 'absent' and user['name'] in roles for user in users):
         target = options['reassign_owned_to'] or admin
@@ -153,11 +187,13 @@ def _plan_present(plan, user, current, options, result):
     if grant:
         plan.add('GRANT %s TO %s' % (', '.join(quote_pg_ident(role) for role in grant), name))
         result['roles_granted'] = [role for role in grant if role != IAM_ROLE]
+    revoke = []
     if options['grant_mode'] == 'exact':
         revoke = [role for role in member_of if role not in user['roles'] and role != IAM_ROLE]
         if revoke:
             plan.add('REVOKE %s FROM %s' % (', '.join(quote_pg_ident(role) for role in revoke), name))
             result['roles_revoked'] = revoke
+    return [('grant', role, user['name']) for role in grant] + [('revoke', role, user['name']) for role in revoke]
 
 
 def _plan_locked(plan, user, current, options, result):
@@ -169,15 +205,27 @@ def _plan_locked(plan, user, current, options, result):
     return options['terminate_sessions'] and (current['login'] or current['sessions'] > 0)
 
 
-def _plan_absent(plan, user, current, admin, roles, options, result):
+def _borrow(role, admin, server):
+    """GRANT that gives the admin the privileges of role for this transaction only.
+
+    From PostgreSQL 16 a membership grants privileges only WITH INHERIT; the creator's own ADMIN-only
+    membership does not, so the grant is explicit. The admin is the grantor, so REVOKE (or DROP ROLE)
+    removes exactly this grant and leaves the creator's membership as it was.
+    """
+    options = ' WITH INHERIT TRUE' if server.major >= 16 else ''
+    return 'GRANT %s TO %s%s' % (quote_pg_ident(role), quote_pg_ident(admin), options)
+
+
+def _plan_absent(plan, user, current, admin, roles, options, result, server):
     name = quote_pg_ident(user['name'])
     target = options['reassign_owned_to'] or admin
-    # REASSIGN OWNED and DROP OWNED need membership in the role (and in the target); CREATEROLE lets the admin grant it.
-    if not current['admin_is_member']:
-        plan.add('GRANT %s TO %s' % (name, quote_pg_ident(admin)))
-    borrowed_target = target != admin and not roles[target]['admin_is_member']
+    # REASSIGN OWNED and DROP OWNED need the privileges of the role (and of the target); the admin's ADMIN
+    # option (CREATEROLE, or being the creator) lets it grant them to itself. DROP ROLE takes that grant away.
+    if not current['admin_has_privileges']:
+        plan.add(_borrow(user['name'], admin, server))
+    borrowed_target = target != admin and not roles[target]['admin_has_privileges']
     if borrowed_target:
-        plan.add('GRANT %s TO %s' % (quote_pg_ident(target), quote_pg_ident(admin)))
+        plan.add(_borrow(target, admin, server))
     plan.add('REASSIGN OWNED BY %s TO %s' % (name, quote_pg_ident(target)))
     plan.add('DROP OWNED BY %s' % name)
     plan.add('DROP ROLE %s' % name)
@@ -186,29 +234,66 @@ def _plan_absent(plan, user, current, admin, roles, options, result):
     result['dropped'] = True
 
 
-def plan_pg_user_changes(users, admin, roles, options):
+def check_no_lockout(users, admin, roles, server, membership_changes):
+    """Problems for every login the planned memberships would force onto IAM authentication by inheritance.
+
+    membership_changes: (verb, role, member) with verb grant, revoke or drop (member None for drop). The
+    module's own login is never put there; another login only when it is listed to be converted itself.
+    """
+    before = MembershipGraph(server.memberships)
+    after = before.copy()
+    for verb, role, member in membership_changes:
+        if verb == 'grant':
+            after.grant(role, member)
+        elif verb == 'revoke':
+            after.revoke(role, member)
+        else:
+            after.drop(role)
+    converted = set(user['name'] for user in users if user['state'] == 'present')
+    own_logins = set(name for name in (admin, server.session_user) if name)
+    problems, others = [], []
+    for name, chain in newly_forced_onto_iam(before, after).items():
+        if name in own_logins:
+            problems.append('the planned grants would put %s, the login this module uses, into rds_iam by inheritance (%s): '
+                            'its password would stop working. Revoke that membership first (REVOKE %s FROM %s) or choose '
+                            'another user'
+                            % (ascii(name), format_chain(chain), quote_pg_ident(chain[1]), quote_pg_ident(name)))
+        elif name not in converted and (name in server.logins or roles.get(name, {}).get('login')):
+            others.append((name, chain))
+    if others:
+        problems.append('the planned grants would put login role(s) %s into rds_iam by inheritance (%s): they could no '
+                        'longer log in with a password. List each of them in users (with convert_password_users: true) '
+                        'to convert them too, or revoke their membership first'
+                        % (', '.join(ascii(name) for name, _chain in others),
+                           '; '.join(format_chain(chain) for _name, chain in others)))
+    return problems
+
+
+def plan_pg_user_changes(users, admin, roles, options, server=None):
     """A UserPlan that makes every listed user match; raises UserSyncError (nothing planned) on any problem."""
+    server = server or PgServer()
     # rds_iam is always granted and never revoked: listing it changes nothing.
     users = [dict(user, roles=[role for role in user['roles'] if role != IAM_ROLE]) for user in users]
     problems = validate_users(users, admin, roles, options)
     if problems:
         raise UserSyncError('; '.join(problems) + '. Nothing was changed.')
     plan = UserPlan()
-    terminate = []
+    terminate, membership_changes = [], []
     for user in users:
         current = roles.get(user['name'])
         exists = user['state'] == 'present' or (user['state'] == 'locked' and current is not None)
         result = new_user_result(user['name'], exists=exists)  # a user to lock that is not there: exists false, no change
         before = len(plan.statements)
         if user['state'] == 'present':
-            _plan_present(plan, user, current, options, result)
+            membership_changes.extend(_plan_present(plan, user, current, options, result))
         elif current is None:
             pass
         elif user['state'] == 'locked':
             if _plan_locked(plan, user, current, options, result):
                 terminate.append(current['oid'])
         else:
-            _plan_absent(plan, user, current, admin, roles, options, result)
+            _plan_absent(plan, user, current, admin, roles, options, result, server)
+            membership_changes.append(('drop', user['name'], None))
             if options['terminate_sessions']:
                 terminate.append(current['oid'])
         # Ending its sessions changes a user too, although those statements come after everything else.
@@ -216,6 +301,9 @@ def plan_pg_user_changes(users, admin, roles, options):
         plan.users.append(result)
         plan.before[user['name']] = _view(current)
         plan.after[user['name']] = _expected_view(user, current, options)
+    problems = check_no_lockout(users, admin, roles, server, membership_changes)
+    if problems:
+        raise UserSyncError('; '.join(problems) + '. Nothing was changed.')
     for oid in terminate:
         plan.add(TERMINATE_QUERY, (oid,))
     return plan
@@ -279,8 +367,8 @@ def sync_pg_users(conn, users, options, check_mode):
     check_names(users, options)
     try:
         with conn.cursor() as cursor:
-            admin, roles = read_state(cursor, users, options['reassign_owned_to'])
-            plan = plan_pg_user_changes(users, admin, roles, options)
+            admin, roles, server = read_state(cursor, users, options['reassign_owned_to'])
+            plan = plan_pg_user_changes(users, admin, roles, options, server)
             transaction, after_commit = _split_terminations(plan)
             queries = execute_plan(cursor, transaction, check_mode, psycopg2.Error,
                                    lambda index: _failure_note(transaction.statements[index]))

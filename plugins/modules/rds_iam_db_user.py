@@ -117,9 +117,15 @@ options:
     default: append
   convert_password_users:
     description:
-      - An existing user that logs in with a password (PostgreSQL, a C(LOGIN) role outside C(rds_iam); MySQL/MariaDB, any
-        other authentication plugin) is switched to IAM only when this is V(true); otherwise the module fails listing them,
-        since whatever logs in with that password today would stop working.
+      - An existing user that logs in another way (PostgreSQL, a C(LOGIN) role outside C(rds_iam), whether or not it has a
+        password; MySQL/MariaDB, any other authentication plugin) is switched to IAM only when this is V(true); otherwise
+        the module fails listing them, since whatever logs in as them today would stop working.
+      - "PostgreSQL: on RDS every role that holds C(rds_iam) through any chain of memberships must log in with a token.
+        Before any grant, the module works out every role that would newly inherit C(rds_iam) (the members of the user,
+        recursively; from PostgreSQL 16 only memberships WITH INHERIT or SET count, not the ADMIN-only membership a
+        creator holds). If the login the module uses is among them it fails naming the chain (for example
+        C(postgres -> ops -> rds_iam)); another C(LOGIN) role among them must itself be listed in O(users) for conversion
+        with this option, or the module fails naming it. Nothing is written in either case."
     type: bool
     default: false
   reassign_owned_to:
@@ -128,6 +134,9 @@ options:
         Defaults to the user the module logs in as.
       - C(REASSIGN OWNED) and C(DROP OWNED) act in the database connected to (O(login_db)) and on shared objects; a user
         that owns objects in other databases cannot be dropped until they are reassigned there.
+      - They need the privileges of the user and of this role. When the login lacks them (always from PostgreSQL 16, where
+        the creator of a role holds only ADMIN on it), the module grants them to its login inside the same transaction
+        (C(GRANT user TO login WITH INHERIT TRUE) from 16); C(DROP ROLE) and a closing C(REVOKE) leave no membership behind.
     type: str
   terminate_sessions:
     description:

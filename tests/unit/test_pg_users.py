@@ -4,7 +4,9 @@ import pytest
 from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import UserSyncError, desired_users
 from ansible_collections.rdsiam.auth.plugins.module_utils._pg_users import (
     ROLES_QUERY,
+    SERVER_QUERY,
     TERMINATE_QUERY,
+    PgServer,
     check_names,
     plan_pg_user_changes,
     read_state,
@@ -14,13 +16,13 @@ ADMIN = "postgres"
 OPTIONS = {"grant_mode": "append", "convert_password_users": False, "reassign_owned_to": None, "terminate_sessions": False}
 
 
-def role(login=False, member_of=(), limit=-1, superuser=False, admin_is_member=False, oid=16384, sessions=0):
+def role(login=False, member_of=(), limit=-1, superuser=False, admin_has_privileges=False, oid=16384, sessions=0):
     return {"login": login, "connection_limit": limit, "superuser": superuser, "member_of": list(member_of),
-            "admin_is_member": admin_is_member, "oid": oid, "sessions": sessions}
+            "admin_has_privileges": admin_has_privileges, "oid": oid, "sessions": sessions}
 
 
 def catalog(**extra):
-    roles = {"rds_iam": role(), "app_ro": role(), "app_rw": role(), ADMIN: role(login=True, admin_is_member=True)}
+    roles = {"rds_iam": role(), "app_ro": role(), "app_rw": role(), ADMIN: role(login=True, admin_has_privileges=True)}
     roles.update(extra)
     return roles
 
@@ -139,7 +141,7 @@ def test_drop_borrows_membership_reassigns_drops_and_terminates_with_a_bound_nam
 
 
 def test_drop_to_another_heir_borrows_its_membership_and_gives_it_back():
-    roles = catalog(bob=role(login=True, member_of=["rds_iam"], admin_is_member=True), heir=role())
+    roles = catalog(bob=role(login=True, member_of=["rds_iam"], admin_has_privileges=True), heir=role())
     result = plan([{"name": "bob", "state": "absent"}], roles, reassign_owned_to="heir")
     assert sql_of(result) == ['GRANT "heir" TO "postgres"', 'REASSIGN OWNED BY "bob" TO "heir"', 'DROP OWNED BY "bob"',
                               'DROP ROLE "bob"', 'REVOKE "heir" FROM "postgres"']
@@ -227,8 +229,8 @@ class RecordingCursor:
 
     def execute(self, statement, params=None):
         self.executed.append((statement, params))
-        if statement == "SELECT current_user":
-            self._rows = [(ADMIN,)]
+        if statement == SERVER_QUERY:
+            self._rows = [(ADMIN, ADMIN, 160004, [["rds_superuser", ADMIN, True], ["rds_iam", "rds_superuser", False]], [ADMIN])]
         else:
             assert statement == ROLES_QUERY
             self._rows = [(name, *values) for name, values in self.roles.items() if name in params[0]]
@@ -244,9 +246,105 @@ class RecordingCursor:
 def test_state_of_any_number_of_users_is_read_in_two_queries(count):
     users = desired_users({"users": [{"name": "user%d" % index, "roles": ["app_ro"]} for index in range(count)]})
     cursor = RecordingCursor({"app_ro": (False, -1, False, [], False, 16390, 0), "rds_iam": (False, -1, False, [], False, 16391, 0)})
-    admin, roles = read_state(cursor, users, None)
+    admin, roles, server = read_state(cursor, users, None)
     assert len(cursor.executed) == 2
     assert admin == ADMIN and sorted(roles) == ["app_ro", "rds_iam"]
+    assert server.major == 16 and server.session_user == ADMIN and server.logins == {ADMIN}
+    assert [tuple(edge) for edge in server.memberships] == [("rds_superuser", ADMIN, True), ("rds_iam", "rds_superuser", False)]
     assert roles["app_ro"]["sessions"] == 0 and "pg_stat_activity" in ROLES_QUERY
     names = cursor.executed[1][1][0]
     assert len(names) == count + 3 and "postgres" in names  # users, app_ro, rds_iam and the default heir
+
+
+# ---- no lockout by inheritance ----
+
+def pg16(*memberships, logins=(ADMIN,)):
+    """A PostgreSQL 16 server whose membership edges are (role, member, conveys)."""
+    return PgServer(160004, ADMIN, memberships, logins)
+
+
+def plan_on(server, users, roles, **options):
+    return plan_pg_user_changes(desired_users({"users": users}), ADMIN, roles, dict(OPTIONS, **options), server)
+
+
+def test_converting_a_role_the_login_belongs_to_is_refused_naming_the_chain():
+    server = pg16(("rds_superuser", ADMIN, True), ("rds_iam", "rds_superuser", False), ("ops", ADMIN, True),
+                  logins=(ADMIN, "ops"))
+    roles = catalog(ops=role(login=True))
+    with pytest.raises(UserSyncError) as failed:
+        plan_on(server, [{"name": "ops"}], roles, convert_password_users=True)
+    message = str(failed.value)
+    assert "'postgres', the login this module uses" in message
+    assert "postgres \u2192 ops \u2192 rds_iam" in message and 'REVOKE "ops" FROM "postgres"' in message
+    assert message.endswith("Nothing was changed.")
+
+
+def test_a_chain_two_roles_deep_is_found_and_named():
+    server = pg16(("team", ADMIN, True), ("ops", "team", True), logins=(ADMIN, "ops"))
+    with pytest.raises(UserSyncError, match="postgres \u2192 team \u2192 ops \u2192 rds_iam"):
+        plan_on(server, [{"name": "ops"}], catalog(ops=role(login=True)), convert_password_users=True)
+
+
+def test_other_password_logins_that_would_inherit_are_refused_unless_listed_for_conversion():
+    server = pg16(("ops", "carol", True), ("ops", "dave", True), ("ops", "nologin_group", True),
+                  logins=(ADMIN, "ops", "carol", "dave"))
+    roles = catalog(ops=role(login=True), carol=role(login=True, member_of=["ops"]), dave=role(login=True, member_of=["ops"]))
+    with pytest.raises(UserSyncError) as failed:
+        plan_on(server, [{"name": "ops"}], roles, convert_password_users=True)
+    message = str(failed.value)
+    assert "login role(s) 'carol', 'dave'" in message and "carol \u2192 ops \u2192 rds_iam" in message
+    assert "nologin_group" not in message and "convert_password_users" in message
+    result = plan_on(server, [{"name": "ops"}, {"name": "carol", "roles": ["ops"]}, {"name": "dave", "roles": ["ops"]}],
+                     roles, convert_password_users=True)
+    assert sql_of(result) == ['GRANT "rds_iam" TO "ops"', 'GRANT "rds_iam" TO "carol"', 'GRANT "rds_iam" TO "dave"']
+
+
+def test_granting_a_role_that_already_holds_rds_iam_is_checked_the_same_way():
+    server = pg16(("rds_iam", "iam_team", True), ("lead", ADMIN, True), logins=(ADMIN, "lead"))
+    roles = catalog(iam_team=role(member_of=["rds_iam"]), lead=role(login=True, member_of=["rds_iam"]))
+    with pytest.raises(UserSyncError, match="postgres \u2192 lead \u2192 iam_team \u2192 rds_iam"):
+        plan_on(server, [{"name": "lead", "roles": ["iam_team"]}], roles)
+
+
+def test_admin_only_memberships_from_postgresql_16_convey_nothing():
+    # The master created ops, so it holds ADMIN on ops without INHERIT or SET: converting ops leaves the master alone.
+    server = pg16(("rds_superuser", ADMIN, True), ("rds_iam", "rds_superuser", False), ("ops", ADMIN, False),
+                  logins=(ADMIN, "ops"))
+    result = plan_on(server, [{"name": "ops"}], catalog(ops=role(login=True)), convert_password_users=True)
+    assert sql_of(result) == ['GRANT "rds_iam" TO "ops"']
+
+
+def test_before_postgresql_16_every_membership_counts():
+    server = PgServer(150007, ADMIN, [("ops", ADMIN, True)], (ADMIN, "ops"))
+    with pytest.raises(UserSyncError, match="postgres \u2192 ops \u2192 rds_iam"):
+        plan_on(server, [{"name": "ops"}], catalog(ops=role(login=True)), convert_password_users=True)
+
+
+def test_the_session_user_is_protected_as_well_as_the_current_user():
+    server = PgServer(170002, "deployer", [("ops", "deployer", True)], (ADMIN, "deployer", "ops"))
+    with pytest.raises(UserSyncError, match="'deployer', the login this module uses"):
+        plan_on(server, [{"name": "ops"}], catalog(ops=role(login=True)), convert_password_users=True)
+
+
+def test_revokes_and_drops_never_count_as_a_lockout():
+    server = pg16(("rds_iam", "alice", True), ("app_ro", "alice", True), ("alice", ADMIN, False), logins=(ADMIN, "alice"))
+    roles = catalog(alice=role(login=True, member_of=["app_ro", "rds_iam"]))
+    assert sql_of(plan_on(server, [{"name": "alice", "roles": []}], roles, grant_mode="exact")) == ['REVOKE "app_ro" FROM "alice"']
+    dropped = plan_on(server, [{"name": "alice", "state": "absent"}], roles)
+    assert sql_of(dropped)[0] == 'GRANT "alice" TO "postgres" WITH INHERIT TRUE'
+
+
+def test_the_borrowed_membership_is_explicitly_inheriting_from_postgresql_16_only():
+    roles = catalog(bob=role(login=True, member_of=["rds_iam"]), heir=role())
+    on_15 = plan_on(PgServer(150007, ADMIN), [{"name": "bob", "state": "absent"}], roles, reassign_owned_to="heir")
+    on_17 = plan_on(PgServer(170002, ADMIN), [{"name": "bob", "state": "absent"}], roles, reassign_owned_to="heir")
+    assert sql_of(on_15)[:2] == ['GRANT "bob" TO "postgres"', 'GRANT "heir" TO "postgres"']
+    assert sql_of(on_17) == ['GRANT "bob" TO "postgres" WITH INHERIT TRUE', 'GRANT "heir" TO "postgres" WITH INHERIT TRUE',
+                             'REASSIGN OWNED BY "bob" TO "heir"', 'DROP OWNED BY "bob"', 'DROP ROLE "bob"',
+                             'REVOKE "heir" FROM "postgres"']
+
+
+def test_a_password_user_conversion_message_does_not_claim_a_password():
+    with pytest.raises(UserSyncError) as failed:
+        plan([{"name": "legacy"}], catalog(legacy=role(login=True)))
+    assert "LOGIN roles outside rds_iam (they log in with a password or another method today)" in str(failed.value)
