@@ -9,9 +9,16 @@ from __future__ import annotations
 # Reading and writing IAM policies for rds_iam_policy: managed policies (versions, tags,
 # attachments) and inline policies on one role, user or group. Every failure is reported by its
 # AWS error code, naming the policy, the principal and the fix.
+#
+# Concurrent runs (two onboardings, job slices) write the same policies at the same moment, so every
+# write tolerates the other run having done the same thing a moment earlier: a create that finds the
+# policy under the same path reports it as existing, a detach or a version delete that finds nothing
+# left counts as done, and IAM's ConcurrentModification is retried where a call declares it.
 
+import random
 import time
 
+from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy as docs
 from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AwsCallError, aws_error_message
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import import_library
 
@@ -26,13 +33,20 @@ _FIXES = {
                      'policies from the principal or ask AWS for a higher quota',
     'MalformedPolicyDocument': 'IAM refused the document: check the db user names and targets of the grants',
     'AccessDenied': 'grant the calling identity this IAM permission',
-    'EntityAlreadyExists': 'a policy with this name already exists under another path: set path to its path or use another name',
     'InvalidInput': 'check the name, path, description and tags',
     'ConcurrentModification': 'another change to this policy was in progress: run again',
 }
-# botocore's standard retry mode does not treat IAM's ConcurrentModification as retryable; AWS asks to retry it.
-_CONCURRENT_ATTEMPTS = 4
-_CONCURRENT_BACKOFF = 0.5
+# What a write declares retryable: botocore's standard retry mode does not treat IAM's ConcurrentModification as
+# retryable, but AWS asks callers to retry it, and concurrent runs of this module meet it on the same policy.
+WRITE_RETRIES = ('ConcurrentModification',)
+# What a read of a policy another run has just created declares retryable: IAM is eventually consistent, so the policy
+# CreatePolicy said exists may not be readable for a moment.
+JUST_CREATED_RETRIES = ('NoSuchEntity',)
+# Declared retries: attempts in all, and the cap of the first jittered pause in seconds (doubling per attempt).
+_RETRY_ATTEMPTS = 4
+_RETRY_BACKOFF = 0.5
+# CreatePolicyVersion's LimitExceeded while a concurrent run adds or prunes versions: list, prune and create again this often.
+_VERSION_ATTEMPTS = 3
 
 
 def _exceptions():
@@ -43,6 +57,14 @@ def error_code(exc):
     return ((getattr(exc, 'response', None) or {}).get('Error') or {}).get('Code')
 
 
+class IamCallError(AwsCallError):
+    """An IAM call failed; code is AWS's error code (None when the call never got an answer)."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
+
+
 class IamStore:
     """IAM calls for one rds_iam_policy run; `subject` (the policy and its principals) goes into every error."""
 
@@ -50,18 +72,25 @@ class IamStore:
         self.iam = iam
         self.subject = subject
 
-    def call(self, operation, subject=None, missing_ok=False, **kwargs):
+    def call(self, operation, subject=None, missing_ok=False, retry=(), **kwargs):
+        """iam.<operation>(**kwargs): its response, or None for NoSuchEntity when missing_ok.
+
+        retry names the AWS error codes this call may meet from a concurrent writer (WRITE_RETRIES, JUST_CREATED_RETRIES):
+        those are retried a few times after short jittered pauses, the only retries besides botocore's own. Any other failure,
+        or the last one, raises IamCallError naming the operation, the subject, the AWS error code and the fix.
+        """
         exceptions = _exceptions()
-        for attempt in range(_CONCURRENT_ATTEMPTS):
+        for attempt in range(_RETRY_ATTEMPTS):
             try:
                 return getattr(self.iam, operation)(**kwargs)
             except exceptions.ClientError as exc:
                 code = error_code(exc)
+                if code in retry and attempt + 1 < _RETRY_ATTEMPTS:
+                    # Full jitter: two runs that collided once should not collide again on the same beat.
+                    time.sleep(random.uniform(0, _RETRY_BACKOFF * 2 ** attempt))
+                    continue
                 if missing_ok and code == 'NoSuchEntity':
                     return None
-                if code == 'ConcurrentModification' and attempt + 1 < _CONCURRENT_ATTEMPTS:
-                    time.sleep(_CONCURRENT_BACKOFF * 2 ** attempt)
-                    continue
                 raise self._error(exc, operation, subject, code) from exc
             except exceptions.BotoCoreError as exc:
                 raise self._error(exc, operation, subject, None) from exc
@@ -72,7 +101,7 @@ class IamStore:
         fix = _FIXES.get(code)
         if code == 'AccessDenied':
             fix = 'grant the calling identity iam:%s' % ''.join(part.title() for part in operation.split('_'))
-        return AwsCallError(message + (': ' + fix if fix else ''))
+        return IamCallError(message + (': ' + fix if fix else ''), code)
 
     def paginate(self, operation, result_keys, subject=None, **kwargs):
         exceptions = _exceptions()
@@ -103,20 +132,22 @@ class IamStore:
         except exceptions.BotoCoreError as exc:
             raise self._error(exc, 'list_attached_%s_policies' % kind, subject, None) from exc
 
-    def read_managed(self, arn, name, known_attachments=None, listed=None):
+    def read_managed(self, arn, name, known_attachments=None, listed=None, just_created=False):
         """{arn, name, version, document, description, tags, attachments} of a managed policy, or None if it does not exist.
 
         known_attachments ({kind: [principal]}, read from the principals' side) saves listing the policy's entities when
         IAM's AttachmentCount says there are no others. listed (the policy as list_managed gave it) saves get_policy; its
-        description and tags are then None, since IAM's list leaves them out.
+        description and tags are then None, since IAM's list leaves them out. just_created: CreatePolicy has just said the
+        policy exists, so a NoSuchEntity is IAM's eventual consistency and is retried before it counts.
         """
+        retry = JUST_CREATED_RETRIES if just_created else ()
         policy = listed
         if policy is None:
-            policy = self.call('get_policy', "policy '%s'" % name, missing_ok=True, PolicyArn=arn)
+            policy = self.call('get_policy', "policy '%s'" % name, missing_ok=True, retry=retry, PolicyArn=arn)
             if policy is None:
                 return None
             policy = policy['Policy']
-        version = self.call('get_policy_version', "policy '%s'" % name, PolicyArn=arn, VersionId=policy['DefaultVersionId'])
+        version = self.call('get_policy_version', "policy '%s'" % name, retry=retry, PolicyArn=arn, VersionId=policy['DefaultVersionId'])
         known = known_attachments or {kind: [] for kind in PRINCIPAL_TYPES}
         if policy.get('AttachmentCount') == sum(len(principals) for principals in known.values()):
             attachments = {kind: sorted(known.get(kind) or ()) for kind in PRINCIPAL_TYPES}
@@ -134,52 +165,100 @@ class IamStore:
                               PathPrefix=path_prefix, PaginationConfig={'PageSize': 1000})['Policies']
         return {policy['Arn']: policy for policy in found}
 
+    # Writes return False when they found their work already done by someone else (nothing left to detach or delete);
+    # anything else means they changed IAM.
+
     def create_managed(self, name, path, document_text, description, tags):
+        """(arn, default version id) of the new policy, or None when IAM says a policy of this name exists under this same
+        path: a concurrent run created it after this run read IAM, and the caller reads it and treats it as existing.
+
+        IAM policy names are unique across paths, so when the name is taken under another path the error says which one.
+        """
         params = dict(PolicyName=name, Path=path, PolicyDocument=document_text)
         if description:
             params['Description'] = description
         if tags:
             params['Tags'] = [{'Key': key, 'Value': value} for key, value in sorted(tags.items())]
-        policy = self.call('create_policy', "policy '%s' (%s)" % (name, self.subject), **params)['Policy']
+        try:
+            policy = self.call('create_policy', "policy '%s' (%s)" % (name, self.subject), retry=WRITE_RETRIES, **params)['Policy']
+        except IamCallError as exc:
+            if exc.code != 'EntityAlreadyExists':
+                raise
+            # Read where the existing policy lives before blaming the path. Not found at all (IAM's lists are eventually
+            # consistent too) means it was created a moment ago, under this path, since plan() saw nothing there.
+            elsewhere = self.paths_of(name).get(name)
+            if elsewhere is not None and elsewhere != path:
+                raise IamCallError("%s: a policy with this name already exists under another path, %s (this run writes under %s): "
+                                   'set path to %s to manage that policy, or use another name' % (exc, elsewhere, path, elsewhere),
+                                   exc.code) from exc
+            return None
         return policy['Arn'], policy['DefaultVersionId']
 
-    def new_version(self, arn, name, document_text):
-        """Make document_text the default version; with five versions, first delete the oldest non-default one."""
+    def new_version(self, arn, name, document_text, seen_default=None):
+        """Make document_text the default version: (its version id, True). With five versions, first delete the oldest
+        non-default one.
+
+        A concurrent run may add or prune versions between this run's reads and its writes. When the default is no longer
+        seen_default (the version this run compared with) and holds this same document, that run wrote it first: it stays,
+        and the result is (its version id, False). A version that run deleted first counts as deleted. When its new version
+        took the last free place (CreatePolicyVersion's LimitExceeded), the versions are listed, compared and pruned again.
+        """
         subject = "policy '%s'" % name
-        versions = self.call('list_policy_versions', subject, PolicyArn=arn)['Versions']
-        if len(versions) >= MAX_VERSIONS:
-            oldest = min((item for item in versions if not item['IsDefaultVersion']), key=lambda item: item['CreateDate'])
-            self.call('delete_policy_version', subject, PolicyArn=arn, VersionId=oldest['VersionId'])
-        created = self.call('create_policy_version', subject, PolicyArn=arn, PolicyDocument=document_text, SetAsDefault=True)
-        return created['PolicyVersion']['VersionId']
+        for attempt in range(_VERSION_ATTEMPTS):
+            versions = self.call('list_policy_versions', subject, PolicyArn=arn)['Versions']
+            default = next((item for item in versions if item['IsDefaultVersion']), None)
+            if default and (attempt or seen_default not in (None, default['VersionId'])):
+                written = self.call('get_policy_version', subject, PolicyArn=arn, VersionId=default['VersionId'])['PolicyVersion']
+                if docs.same_document(written['Document'], document_text):
+                    return default['VersionId'], False
+            if len(versions) >= MAX_VERSIONS:
+                oldest = min((item for item in versions if not item['IsDefaultVersion']), key=lambda item: item['CreateDate'])
+                self.call('delete_policy_version', subject, missing_ok=True, retry=WRITE_RETRIES, PolicyArn=arn, VersionId=oldest['VersionId'])
+            try:
+                created = self.call('create_policy_version', subject, retry=WRITE_RETRIES, PolicyArn=arn, PolicyDocument=document_text,
+                                    SetAsDefault=True)
+            except IamCallError as exc:
+                if exc.code == 'LimitExceeded' and attempt + 1 < _VERSION_ATTEMPTS:
+                    continue
+                raise
+            return created['PolicyVersion']['VersionId'], True
+        return None, False  # unreachable: the last attempt returns or raises
 
     def set_tags(self, arn, name, current, wanted):
         subject = "policy '%s'" % name
         stale = sorted(key for key in current if key not in wanted)
         if stale:
-            self.call('untag_policy', subject, PolicyArn=arn, TagKeys=stale)
+            self.call('untag_policy', subject, retry=WRITE_RETRIES, PolicyArn=arn, TagKeys=stale)
         changed = {key: value for key, value in wanted.items() if current.get(key) != value}
         if changed:
-            self.call('tag_policy', subject, PolicyArn=arn, Tags=[{'Key': key, 'Value': value} for key, value in sorted(changed.items())])
+            self.call('tag_policy', subject, retry=WRITE_RETRIES, PolicyArn=arn,
+                      Tags=[{'Key': key, 'Value': value} for key, value in sorted(changed.items())])
 
     def attach(self, arn, name, kind, principal):
-        self.call('attach_%s_policy' % kind, "policy '%s' to %s '%s'" % (name, kind, principal), PolicyArn=arn,
+        # AttachXPolicy is idempotent in IAM: a concurrent run's attachment of the same policy is no error.
+        self.call('attach_%s_policy' % kind, "policy '%s' to %s '%s'" % (name, kind, principal), retry=WRITE_RETRIES, PolicyArn=arn,
                   **{_PRINCIPAL_KEY[kind]: principal})
 
     def detach(self, arn, name, kind, principal):
-        self.call('detach_%s_policy' % kind, "policy '%s' from %s '%s'" % (name, kind, principal), missing_ok=True, PolicyArn=arn,
-                  **{_PRINCIPAL_KEY[kind]: principal})
+        """True when this call detached the policy; False when it was not attached any more (a concurrent run detached it)."""
+        return self.call('detach_%s_policy' % kind, "policy '%s' from %s '%s'" % (name, kind, principal), missing_ok=True,
+                         retry=WRITE_RETRIES, PolicyArn=arn, **{_PRINCIPAL_KEY[kind]: principal}) is not None
 
     def delete_managed(self, current):
-        """Detach everywhere, delete the non-default versions, then the policy (IAM's required order)."""
+        """Detach everywhere, delete the non-default versions, then the policy (IAM's required order). What a concurrent run
+        removed first counts as removed; False when there was nothing left for this call to remove."""
         arn, name = current['arn'], current['name']
+        subject = "policy '%s'" % name
+        removed = False
         for kind in PRINCIPAL_TYPES:
             for principal in current['attachments'][kind]:
-                self.detach(arn, name, kind, principal)
-        for version in self.call('list_policy_versions', "policy '%s'" % name, PolicyArn=arn)['Versions']:
+                removed = self.detach(arn, name, kind, principal) or removed
+        listed = self.call('list_policy_versions', subject, missing_ok=True, PolicyArn=arn)
+        for version in (listed or {}).get('Versions') or ():
             if not version['IsDefaultVersion']:
-                self.call('delete_policy_version', "policy '%s'" % name, PolicyArn=arn, VersionId=version['VersionId'])
-        self.call('delete_policy', "policy '%s'" % name, missing_ok=True, PolicyArn=arn)
+                removed = self.call('delete_policy_version', subject, missing_ok=True, retry=WRITE_RETRIES, PolicyArn=arn,
+                                    VersionId=version['VersionId']) is not None or removed
+        return self.call('delete_policy', subject, missing_ok=True, retry=WRITE_RETRIES, PolicyArn=arn) is not None or removed
 
     def paths_of(self, name, listed=None):
         """{policy name: path} of the customer managed policies named name or name-N, under any path (one paged list, or
@@ -202,9 +281,10 @@ class IamStore:
         return dict(arn=None, name=name, version=None, document=found['PolicyDocument'])
 
     def put_inline(self, kind, principal, name, document_text):
-        self.call('put_%s_policy' % kind, "inline policy '%s' of %s '%s'" % (name, kind, principal), PolicyName=name,
+        self.call('put_%s_policy' % kind, "inline policy '%s' of %s '%s'" % (name, kind, principal), retry=WRITE_RETRIES, PolicyName=name,
                   PolicyDocument=document_text, **{_PRINCIPAL_KEY[kind]: principal})
 
     def delete_inline(self, kind, principal, name):
-        self.call('delete_%s_policy' % kind, "inline policy '%s' of %s '%s'" % (name, kind, principal), missing_ok=True,
-                  PolicyName=name, **{_PRINCIPAL_KEY[kind]: principal})
+        """True when this call deleted the inline policy; False when it was gone already (a concurrent run deleted it)."""
+        return self.call('delete_%s_policy' % kind, "inline policy '%s' of %s '%s'" % (name, kind, principal), missing_ok=True,
+                         retry=WRITE_RETRIES, PolicyName=name, **{_PRINCIPAL_KEY[kind]: principal}) is not None

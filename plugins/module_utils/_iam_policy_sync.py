@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy as docs
-from ansible_collections.rdsiam.auth.plugins.module_utils._aws import aws_client
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AwsCallError, aws_client
 from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_store import PRINCIPAL_TYPES, IamStore
 from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_targets import caller_account, resolve_targets
 
@@ -186,11 +186,14 @@ class PolicySync:
             self.policies = self._sync_managed(wanted)
 
     def apply(self):
-        for action, args, done in self._writes:
-            value = action(*args)
-            if done:
-                done(value)
-        self._writes = []
+        """Make the queued writes. changed then says what this run did: a write that finds its work done already by a
+        concurrent run (see IamStore) does not count."""
+        writes, self._writes = self._writes, []
+        if writes:
+            self.changed = False
+        for action, args in writes:
+            # A write returns False when it found its work done already; anything else changed IAM.
+            self.changed = action(*args) is not False or self.changed
 
     def result(self):
         return dict(changed=self.changed, policies=self.policies, resource_arns=self.resource_arns,
@@ -296,37 +299,73 @@ class PolicySync:
                                         % ', '.join(missing))
 
     def _sync_one(self, name, doc, current):
-        arn = self._policy_arn(name)
-        attached = current['attachments'] if current else {kind: [] for kind in PRINCIPAL_TYPES}
-        wanted_attached = {kind: sorted(set(self.attachments[kind]) | (set() if self.params['purge_attachments'] else set(attached[kind])))
-                           for kind in PRINCIPAL_TYPES}
-        self.after[name] = dict(document=docs.normalise(doc), attachments=wanted_attached)
-        text = docs.serialise(doc)
-        policy = dict(arn=arn, name=name, version=None, document=doc)
+        policy = dict(arn=self._policy_arn(name), name=name, version=None, document=doc)
         if current is None:
-            self._write(self.store.create_managed, name, self.params['path'], text, self.params['description'], self.params['tags'],
-                        done=lambda created: policy.update(arn=created[0], version=created[1]))
+            self.after[name] = dict(document=docs.normalise(doc), attachments=self._wanted_attached(None))
+            self._write(self._create, name, doc, policy)
         else:
-            policy['version'] = current['version']
-            if not docs.same_document(current['document'], doc):
-                self._write(self.store.new_version, arn, name, text, done=lambda new: policy.update(version=new or policy['version']))
-            if self.params['tags'] is not None and current['tags'] != self.params['tags']:
-                self._write(self.store.set_tags, arn, name, current['tags'], self.params['tags'])
-            if self.params['description'] and self.params['description'] != (current['description'] or ''):
-                self.warn("policy '%s' keeps its description: IAM cannot change a managed policy's description; delete the policy "
-                          'to set a new one' % name)
-        for kind in PRINCIPAL_TYPES:
-            for principal in sorted(set(wanted_attached[kind]) - set(attached[kind])):
-                self._write(self.store.attach, arn, name, kind, principal)
-            for principal in sorted(set(attached[kind]) - set(wanted_attached[kind])):
-                self._write(self.store.detach, arn, name, kind, principal)
+            self._sync_existing(name, doc, current, policy, self._write)
         return policy
 
-    def _write(self, action, *args, done=None):
-        """Queue a write for apply(); done(its return value) completes the result. Check mode queues nothing."""
+    def _wanted_attached(self, current):
+        attached = current['attachments'] if current else {kind: [] for kind in PRINCIPAL_TYPES}
+        return {kind: sorted(set(self.attachments[kind]) | (set() if self.params['purge_attachments'] else set(attached[kind])))
+                for kind in PRINCIPAL_TYPES}
+
+    def _sync_existing(self, name, doc, current, policy, write):
+        """Queue with write() what turns the existing policy `current` into doc with the wanted tags and attachments."""
+        arn = policy['arn']
+        wanted_attached = self._wanted_attached(current)
+        self.after[name] = dict(document=docs.normalise(doc), attachments=wanted_attached)
+        policy['version'] = current['version']
+        if not docs.same_document(current['document'], doc):
+            write(self._new_version, name, doc, policy)
+        if self.params['tags'] is not None and current['tags'] != self.params['tags']:
+            write(self.store.set_tags, arn, name, current['tags'], self.params['tags'])
+        if self.params['description'] and self.params['description'] != (current['description'] or ''):
+            self.warn("policy '%s' keeps its description: IAM cannot change a managed policy's description; delete the policy "
+                      'to set a new one' % name)
+        for kind in PRINCIPAL_TYPES:
+            for principal in sorted(set(wanted_attached[kind]) - set(current['attachments'][kind])):
+                write(self.store.attach, arn, name, kind, principal)
+            for principal in sorted(set(current['attachments'][kind]) - set(wanted_attached[kind])):
+                write(self.store.detach, arn, name, kind, principal)
+
+    def _new_version(self, name, doc, policy):
+        """A new default version with doc; False when a concurrent run made the same document the default first."""
+        policy['version'], wrote = self.store.new_version(policy['arn'], name, docs.serialise(doc), seen_default=policy['version'])
+        return wrote
+
+    def _create(self, name, doc, policy):
+        """Create the policy and attach it; when a concurrent run created it after plan() read IAM, adopt it instead."""
+        created = self.store.create_managed(name, self.params['path'], docs.serialise(doc), self.params['description'],
+                                            self.params['tags'])
+        if created is None:
+            return self._adopt(name, doc, policy)
+        policy.update(arn=created[0], version=created[1])
+        for kind in PRINCIPAL_TYPES:
+            for principal in self.attachments[kind]:
+                self.store.attach(policy['arn'], name, kind, principal)
+        return True
+
+    def _adopt(self, name, doc, policy):
+        """The policy another run created a moment ago: read it and write only what differs, exactly as if it had existed when
+        plan() read IAM (the same comparison, version pruning, tags and attachments). Whether this run changed anything."""
+        current = self.store.read_managed(policy['arn'], name, just_created=True)
+        if current is None:
+            raise AwsCallError("iam:CreatePolicy said policy '%s' exists under path %s, but it cannot be read there: another run is "
+                               'probably deleting it at the same time; nothing else was changed for it: run again once the other '
+                               'run is done' % (name, self.params['path']))
+        self.before[name] = dict(document=docs.normalise(current['document']), attachments=current['attachments'])
+        changed = []
+        self._sync_existing(name, doc, current, policy, lambda action, *args: changed.append(action(*args) is not False))
+        return any(changed)
+
+    def _write(self, action, *args):
+        """Queue a write for apply(); it completes the result itself (ARN, version). Check mode queues nothing."""
         self.changed = True
         if not self.check_mode:
-            self._writes.append((action, args, done))
+            self._writes.append((action, args))
 
 
 def sync_policy(params, check_mode, warn):

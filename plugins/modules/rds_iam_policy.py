@@ -18,6 +18,10 @@ description:
     compared with the current one after normalisation, so a rerun with the same grants changes nothing.
   - A managed policy gets a new default version when its document changes; when it already has five versions, the oldest
     non-default one is deleted first.
+  - Runs writing the same policy at the same moment (parallel onboardings, job slices) all succeed. A policy another run
+    created after this one read IAM is treated as existing (compared, and updated only if it differs); a version, an
+    attachment or a policy the other run already removed counts as removed; IAM's C(ConcurrentModification) is retried.
+    C(changed) reports what this run wrote.
   - When the grants do not fit in one managed policy (6,144 characters), they are split into numbered policies
     C(NAME-1), C(NAME-2), ... attached the same way, and numbers no longer needed are deleted.
   - O(policies) manages many policies in one run (for example one per database user), with the AWS reads shared by all of

@@ -37,7 +37,7 @@ def document_text(user, target="app-pg"):
 
 @pytest.fixture
 def stubs(monkeypatch):
-    monkeypatch.setattr(store, "_CONCURRENT_BACKOFF", 0)
+    monkeypatch.setattr(store, "_RETRY_BACKOFF", 0)
     session = botocore.session.get_session()
     clients = {service: session.create_client(service, region_name=REGION, aws_access_key_id="k", aws_secret_access_key="s")
                for service in ("rds", "sts", "iam")}
@@ -161,6 +161,26 @@ def test_a_failed_write_names_the_entry_and_the_policies_written_before_it(stubs
     message = str(error.value)
     assert message.startswith("policy 'b' (policies[1]): iam:CreatePolicy on policy 'b'") and "LimitExceeded: too many" in message
     assert "the policies before it: a" in message
+
+
+def test_a_policy_another_run_created_since_the_reads_is_compared_not_failed(stubs):
+    """Two job slices: the other slice created rdsiam-alice, same document and attachment, after this run listed IAM."""
+    stub_reads(stubs)
+    stubs["iam"].add_client_error("create_policy", "EntityAlreadyExists", "exists", expected_params={"PolicyName": "rdsiam-alice",
+                                                                                                    "Path": "/", "PolicyDocument": ANY})
+    stubs["iam"].add_response("list_policies", {"Policies": [{"PolicyName": "rdsiam-alice", "Path": "/"}]}, {"Scope": "Local"})
+    stubs["iam"].add_response("get_policy", {"Policy": {"PolicyName": "rdsiam-alice", "Arn": policy_arn("rdsiam-alice"),
+                                                        "DefaultVersionId": "v1", "AttachmentCount": 1}}, {"PolicyArn": policy_arn("rdsiam-alice")})
+    stubs["iam"].add_response("get_policy_version", {"PolicyVersion": {"Document": document_text("alice"), "VersionId": "v1"}},
+                              {"PolicyArn": policy_arn("rdsiam-alice"), "VersionId": "v1"})
+    stubs["iam"].add_response("list_entities_for_policy", {"PolicyRoles": [{"RoleName": ROLE}], "PolicyUsers": [], "PolicyGroups": []},
+                              {"PolicyArn": policy_arn("rdsiam-alice")})
+    stubs["iam"].add_response("create_policy", {"Policy": {"Arn": policy_arn("rdsiam-bob"), "DefaultVersionId": "v1"}},
+                              {"PolicyName": "rdsiam-bob", "Path": "/", "PolicyDocument": ANY})
+    stubs["iam"].add_response("attach_role_policy", {}, {"PolicyArn": policy_arn("rdsiam-bob"), "RoleName": ROLE})
+    result = bulk.sync_policies(params([entry("rdsiam-alice", ["alice"]), entry("rdsiam-bob", ["bob"])]), False, lambda _msg: None)
+    assert result["changed"] is True and [item["changed"] for item in result["policies"]] == [False, True]
+    assert [item["policies"][0]["version"] for item in result["policies"]] == ["v1", "v1"]
 
 
 def test_paths_are_listed_under_their_common_prefix():
