@@ -13,13 +13,23 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.rdsiam.auth.plugins.module_utils._common import DB_USER_NAME_LIMITS, RdsIamError, db_user_name_length
+from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy import db_user_problems
+from ansible_collections.rdsiam.auth.plugins.module_utils._identifiers import (
+    check_mysql_host,
+    check_mysql_user,
+    check_pg_name,
+    check_pg_new_role_name,
+)
+from ansible_collections.rdsiam.auth.plugins.module_utils._mysql_users import parse_privileges
+from ansible_collections.rdsiam.auth.plugins.module_utils._policy_names import policy_description
+from ansible_collections.rdsiam.auth.plugins.module_utils._policy_names import policy_name as derive_policy_name
+
 ENGINES = ('postgres', 'mysql', 'mariadb')
 USER_GRANT_KEYS = ('roles', 'privileges', 'connection_limit', 'host')
 USER_KEYS = ('name', 'state', 'grants') + USER_GRANT_KEYS
 USER_STATES = ('present', 'absent', 'locked')
 POLICY_MODES = ('per_user', 'abac')
-# IAM policy names: up to 128 characters of letters, digits and +=,.@_-
-POLICY_NAME = re.compile(r'^[\w+=,.@-]{1,128}$')
 TAG_KEY = re.compile(r'^[\w.:/=+@-]{1,128}$')
 REPORT_COLUMNS = (('target', 'target'), ('engine', 'engine'), ('iam_auth', 'IAM auth'), ('user', 'user'),
                   ('policy', 'policy'), ('login', 'login verified'), ('changed', 'what changed'))
@@ -94,11 +104,67 @@ def db_user_specs(users, engine, grants=None, state='present'):
     return specs
 
 
-def check_users(users, grants=None):
-    """The user names, after checking the users and grants for every engine (so bad input fails before any change)."""
+def _as_list(value):
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _iam_problems(name):
+    """Why database user name cannot be onboarded with IAM whatever the engine (empty list when it can)."""
+    if '${' in name:
+        return ["db user '%s' contains '${', which IAM reads as a policy variable: the policy would name other users" % name]
+    problems = db_user_problems(name)
+    if not problems and all(db_user_name_length(name, engine)[0] > DB_USER_NAME_LIMITS[engine][0] for engine in ENGINES):
+        problems.append("db user '%s' is longer than any engine keeps (%s): use a shorter name"
+                        % (name, ', '.join('%s %d %s' % ((engine,) + DB_USER_NAME_LIMITS[engine]) for engine in ENGINES)))
+    return problems
+
+
+def _engine_problems(spec, engine):
+    """Why one user spec (from db_user_specs) would be refused on engine: the names, and MySQL/MariaDB privileges."""
+    try:
+        if engine == 'postgres':
+            check_pg_new_role_name(spec['name'])
+            for role in _as_list(spec.get('roles')):
+                check_pg_name(role, 'role')
+        else:
+            check_mysql_user(spec['name'], engine)
+            for role in _as_list(spec.get('roles')):
+                check_mysql_user(role, engine, 'role')
+            if spec.get('host') is not None:
+                check_mysql_host(spec['host'])
+    except RdsIamError as exc:
+        return [str(exc)]
+    if engine == 'postgres':
+        if spec.get('privileges'):
+            return ['user %s: privileges apply to MySQL/MariaDB only; on PostgreSQL list roles' % ascii(spec['name'])]
+        return []
+    try:
+        parse_privileges(spec.get('privileges'), engine)
+    except RdsIamError as exc:
+        return ['user %s: %s' % (ascii(spec['name']), exc)]
+    return []
+
+
+def check_users(users, grants=None, targets=None):
+    """The user names, after checking the users and grants for every engine, each name against IAM's rules and, when
+    `targets` (rds_iam_fleet_info's) are given, every user against the engines of those targets: bad input fails here,
+    naming each problem and where, before any change."""
     for engine in ENGINES:
         db_user_specs(users, engine, grants)
-    return user_names(users)
+    names = user_names(users)
+    problems = [problem for name in names for problem in _iam_problems(name)]
+    where = {}
+    for target in targets or []:
+        where.setdefault(target.get('engine'), []).append(target.get('identifier') or '?')
+    for engine in [engine for engine in ENGINES if engine in where]:
+        label = '%s (%s)' % (engine, ', '.join(sorted(where[engine])))
+        for spec in db_user_specs(users, engine, grants):
+            problems.extend('on %s: %s' % (label, problem) for problem in _engine_problems(spec, engine))
+    if problems:
+        raise AnsibleFilterError('%d problem(s) with the users, so nothing was changed: %s' % (len(problems), '; '.join(problems)))
+    return names
 
 
 def inventory_identifiers(host_vars):
@@ -124,11 +190,12 @@ def _arns(targets):
 
 
 def policy_name(user, prefix='rdsiam-'):
-    name = prefix + user
-    if not POLICY_NAME.match(name):
-        raise AnsibleFilterError("policy name '%s' for database user '%s' is not a valid IAM policy name (up to 128 of letters, "
-                                 "digits and +=,.@_-): choose another policy prefix or user name" % (name, user))
-    return name
+    """The IAM policy name of one database user: prefix + user when IAM accepts it as it is, else a derived name (see
+    module_utils/_policy_names); the one derivation onboarding and offboarding share."""
+    try:
+        return derive_policy_name(user, prefix)
+    except RdsIamError as exc:
+        raise AnsibleFilterError(str(exc)) from None
 
 
 def policy_specs(users, targets, mode='per_user', prefix='rdsiam-', state='present', abac_tag='db_user', abac_name=None):
@@ -147,12 +214,20 @@ def policy_specs(users, targets, mode='per_user', prefix='rdsiam-', state='prese
             raise AnsibleFilterError("abac_tag '%s' is not a valid IAM tag key" % abac_tag)
         entries = [(abac_name or policy_name('abac', prefix), '${aws:PrincipalTag/%s}' % abac_tag)]
     else:
-        entries = [(policy_name(name, prefix), name) for name in user_names(users)]
+        names = user_names(users)
+        problems = [problem for name in names for problem in _iam_problems(name)]
+        if problems:
+            raise AnsibleFilterError('no IAM policy can let anyone log in as these users: %s' % '; '.join(problems))
+        entries = [(policy_name(name, prefix), name) for name in names]
     specs = []
     for name, db_user in entries:
         spec = {'name': name, 'state': state}
         if state == 'present':
             spec['grants'] = [{'db_users': [db_user], 'targets': arns}]
+            # A derived name does not say whose policy it is: the description does (ABAC's variable needs none).
+            description = None if mode == 'abac' else policy_description(db_user, prefix)
+            if description:
+                spec['description'] = description
         specs.append(spec)
     return specs
 
@@ -161,11 +236,10 @@ def _by_name(items, key='name'):
     return {item.get(key): item for item in items or [] if isinstance(item, dict)}
 
 
-def _iam_auth(target, flag):
+def _iam_auth(target, flag, check_mode):
     if flag and not flag.get('skipped'):
-        if flag.get('pending_maintenance'):
-            return 'pending'
-        return 'on' if flag.get('iam_auth_enabled') else 'off'
+        state = 'pending' if flag.get('pending_maintenance') else 'on' if flag.get('iam_auth_enabled') else 'off'
+        return 'would be %s' % state if check_mode and flag.get('changed') else state
     return 'on' if target.get('iam_auth_enabled') else 'off'
 
 
@@ -203,20 +277,22 @@ def _user_changes(result):
     return changes
 
 
-def _policy_cell(policy_result, name, state):
+def _policy_cell(policy_result, name, state, check_mode):
     if not policy_result or policy_result.get('skipped'):
         return 'not managed'
     entry = _by_name(policy_result.get('policies')).get(name)
+    changed = bool(entry and entry.get('changed'))
     if state == 'absent':
-        return '%s %s' % ('removed' if entry and entry.get('changed') else 'absent', name)
+        return '%s %s' % (('would remove' if check_mode else 'removed') if changed else 'absent', name)
     if entry is None:
         return '%s (not written)' % name
-    return '%s (%s)' % (name, 'changed' if entry.get('changed') else 'in place')
+    return '%s (%s)' % (name, ('would change' if check_mode else 'changed') if changed else 'in place')
 
 
-def _login_cell(login, name, expect_failure):
+def _login_cell(login, name, expect_failure, check_mode):
     if not login or login.get('skipped'):
-        return 'not checked'
+        # Check mode creates no user and writes no policy, so there is nothing a login could prove.
+        return 'not checked (check mode)' if check_mode else 'not checked'
     entry = _by_name(login.get('logins'), 'db_user').get(name)
     if entry is None:
         return 'FAILED' if login.get('failed') else 'not checked'
@@ -225,11 +301,23 @@ def _login_cell(login, name, expect_failure):
     return 'refused, as expected' if expect_failure else 'FAILED'
 
 
-def target_report(target, users, steps=None, mode='per_user', prefix='rdsiam-', policy_state='present', expect_login_failure=False):
+def _changed_cell(changes, failure, check_mode):
+    done = ', '.join(changes)
+    if failure:
+        before = ' (%s: %s)' % ('would change' if check_mode else 'done', done) if done else ''
+        return 'FAILED at %s%s' % (failure.get('step', '?'), before)
+    if check_mode:
+        return 'would change: %s' % done if done else 'nothing would change'
+    return done or 'nothing'
+
+
+def target_report(target, users, steps=None, mode='per_user', prefix='rdsiam-', policy_state='present', expect_login_failure=False,
+                  check_mode=False):
     """One summary row per database user on one target, from the results the role registered.
 
     `steps` holds the registered results by step name (iam_auth, parameter_group, db_users, policy, login) and, if a
-    step failed, `failure` as {step, msg}.
+    step failed, `failure` as {step, msg}: the row then says the step, the reason and what was done before it. In
+    `check_mode` the results are what would change, and the row says so.
     """
     steps = steps or {}
     failure = steps.get('failure') or {}
@@ -242,21 +330,19 @@ def target_report(target, users, steps=None, mode='per_user', prefix='rdsiam-', 
             name_of_policy = policy_name('abac', prefix)
         else:
             name_of_policy = policy_name(name, prefix)
-        changes = target_changes + _user_changes(per_user.get(name))
         row = {
             'target': target.get('identifier', '?'),
             'engine': target.get('engine_family') or target.get('engine', '?'),
-            'iam_auth': _iam_auth(target, steps.get('iam_auth')),
+            'iam_auth': _iam_auth(target, steps.get('iam_auth'), check_mode),
             'user': name,
-            'policy': _policy_cell(steps.get('policy'), name_of_policy, policy_state),
-            'login': _login_cell(steps.get('login'), name, expect_login_failure),
-            'changed': ', '.join(changes) if changes else 'nothing',
+            'policy': _policy_cell(steps.get('policy'), name_of_policy, policy_state, check_mode),
+            'login': _login_cell(steps.get('login'), name, expect_login_failure, check_mode),
+            'changed': _changed_cell(target_changes + _user_changes(per_user.get(name)), failure, check_mode),
             'failed': bool(failure),
-            'error': '',
+            'error': failure.get('msg', '') if failure else '',
         }
         if failure:
-            row['changed'] = 'FAILED at %s' % failure.get('step', '?')
-            row['error'] = failure.get('msg', '')
+            row['step'] = failure.get('step', '?')
         rows.append(row)
     return rows
 
@@ -266,7 +352,7 @@ def unreported_row(target):
     target = target if isinstance(target, dict) else {'identifier': str(target)}
     return {'target': target.get('identifier', '?'), 'engine': target.get('engine_family') or target.get('engine', '?'),
             'iam_auth': 'on' if target.get('iam_auth_enabled') else 'off', 'user': '-', 'policy': '-', 'login': 'not checked',
-            'changed': 'FAILED at an unexpected step', 'failed': True,
+            'changed': 'FAILED at an unexpected step', 'failed': True, 'step': 'an unexpected step',
             'error': 'the host stopped before reporting; see its failed task above'}
 
 
@@ -287,7 +373,8 @@ def failed_targets(rows):
     for row in rows or []:
         if isinstance(row, dict) and row.get('failed') and row.get('target') not in seen:
             seen.add(row['target'])
-            out.append('%s: %s: %s' % (row['target'], row.get('changed', '').replace('FAILED at ', ''), row.get('error', '')))
+            step = row.get('step') or row.get('changed', '').replace('FAILED at ', '')
+            out.append('%s: %s: %s' % (row['target'], step, row.get('error', '')))
     return out
 
 
@@ -303,4 +390,5 @@ class FilterModule(object):
             'unreported_row': unreported_row,
             'check_users': check_users,
             'inventory_identifiers': inventory_identifiers,
+            'policy_name': policy_name,
         }

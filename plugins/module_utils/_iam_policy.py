@@ -26,7 +26,10 @@ POLICY_NAME_MAX = 128
 
 # The IAM policy variables that can stand for a database user (ABAC); written verbatim.
 _VARIABLE_RE = re.compile(r'\$\{(?:aws:username|aws:userid|aws:PrincipalTag/[\w+=,.@:/-]{1,128})\}')
-_POLICY_NAME_RE = re.compile(r'^[\w+=,.@-]+$')
+# The characters of IAM policy names, for re.ASCII patterns: IAM's \w is [A-Za-z0-9_], Python's takes any letter.
+POLICY_NAME_CHARS = r'\w+=,.@-'
+# \Z: '$' would let a trailing newline through.
+_POLICY_NAME_RE = re.compile(r'[%s]+\Z' % POLICY_NAME_CHARS, re.ASCII)
 
 
 class PolicyInputError(RdsIamError):

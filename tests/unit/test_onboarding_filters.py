@@ -1,4 +1,8 @@
 """The filters behind the onboard/offboard roles: grants per engine, policy entries, report rows and the table."""
+import random
+import re
+import string
+
 import pytest
 from ansible.errors import AnsibleFilterError
 
@@ -81,8 +85,12 @@ def test_abac_policy_names_the_user_by_principal_tag():
 @pytest.mark.parametrize("kwargs, message", [
     ({"users": ["alice"], "targets": []}, "no targets"),
     ({"users": ["alice"], "targets": [ARN_PG], "mode": "shared"}, "policy mode 'shared'"),
-    ({"users": ["a" * 130], "targets": [ARN_PG]}, "not a valid IAM policy name"),
-    ({"users": ["al ice"], "targets": [ARN_PG]}, "not a valid IAM policy name"),
+    ({"users": ["a" * 130], "targets": [ARN_PG]}, "longer than any engine keeps"),
+    ({"users": ["al ice"], "targets": [ARN_PG]}, "whitespace or a control character, which no IAM token can name"),
+    ({"users": ["${aws:username}"], "targets": [ARN_PG]}, "IAM reads as a policy variable"),
+    ({"users": ["a*"], "targets": [ARN_PG]}, "is a wildcard"),
+    ({"users": ["alice"], "targets": [ARN_PG], "prefix": "rds iam-"}, "not a valid IAM policy name start"),
+    ({"users": ["alice"], "targets": [ARN_PG], "prefix": "p" * 120}, "not a valid IAM policy name start"),
     ({"users": ["alice"], "targets": [ARN_PG], "mode": "abac", "abac_tag": "bad tag"}, "not a valid IAM tag key"),
     ({"users": ["alice"], "targets": [{"identifier": "x"}]}, "must be an ARN"),
 ])
@@ -153,3 +161,158 @@ def test_inventory_identifiers_and_unreported_rows():
     row = onboarding.unreported_row(TARGET)
     assert row["failed"] and row["target"] == "orders"
     assert onboarding.failed_targets([row]) == ["orders: an unexpected step: the host stopped before reporting; see its failed task above"]
+
+
+# --- policy names: one derivation for onboarding and offboarding ------------------------------------------------------
+
+IAM_POLICY_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,128}\Z")  # IAM's [\w+=,.@-]{1,128}, \w being ASCII there
+
+
+@pytest.mark.parametrize("user, name", [
+    ("ada", "rdsiam-ada"),
+    ("report_reader", "rdsiam-report_reader"),
+    ("ada.lovelace@corp.example", "rdsiam-ada.lovelace@corp.example"),
+    # Stable across releases: offboarding must find what an earlier onboarding wrote.
+    ("o'brien", "rdsiam-o-brien--65b87174"),
+    ('ab"c', "rdsiam-ab-c--befc96b0"),
+])
+def test_valid_names_are_kept_and_others_get_their_valid_characters_and_a_digest(user, name):
+    assert onboarding.policy_name(user) == name
+
+
+def test_a_name_shaped_like_a_derived_one_is_derived_too_so_it_cannot_take_that_policy():
+    derived = onboarding.policy_name("o'brien")
+    impostor = derived[len("rdsiam-"):]
+    assert onboarding.policy_name(impostor) != derived
+    assert IAM_POLICY_NAME.match(onboarding.policy_name(impostor))
+
+
+def _user_name_corpus():
+    rng = random.Random(20240607)
+    alphabet = string.ascii_letters + string.digits + "_+=,.@-" + "'\"`;:/\\ $#!%&*()[]{}<>?|~^" + "éßØ日本語ü"
+    names = {"".join(rng.choices(alphabet, k=length)) for length in rng.choices(range(1, 81), k=3000)}
+    names |= {"x" * length for length in range(1, 81)}
+    names |= {"o'brien", "o\"brien", "o brien", "o-brien", "o--brien", "'", "''", "日本", "本日", "a'", "'a", "é", "e"}
+    return sorted(names)
+
+
+@pytest.mark.parametrize("prefix", ["rdsiam-", "", "team.payments@", "p" * 100])
+def test_distinct_users_get_distinct_valid_policy_names_for_any_prefix(prefix):
+    names = _user_name_corpus()
+    # Every derived name, taken as a user name, must not land on the policy it was derived for.
+    names += [onboarding.policy_name(name, prefix)[len(prefix):] for name in names[:500]]
+    policies = {}
+    for name in set(names):
+        policy = onboarding.policy_name(name, prefix)
+        assert IAM_POLICY_NAME.match(policy), (name, policy)
+        assert policy.startswith(prefix)
+        assert policies.setdefault(policy, name) == name, "%r and %r share %s" % (policies[policy], name, policy)
+        if policy != prefix + name:  # derived: room left for rds_iam_policy's numbered parts (NAME-1, ...)
+            assert len(policy) <= 124, policy
+
+
+def test_long_valid_names_past_128_characters_with_the_prefix_are_shortened_with_a_digest():
+    prefix = "p" * 60 + "-"
+    short, long_a, long_b = "a" * 67, "a" * 70 + "b", "a" * 70 + "c"
+    assert onboarding.policy_name(short, prefix) == prefix + short
+    assert onboarding.policy_name(long_a, prefix) != onboarding.policy_name(long_b, prefix)
+    assert all(len(onboarding.policy_name(name, prefix)) <= 124 for name in (long_a, long_b))
+
+
+def test_offboarding_names_the_policies_onboarding_wrote_and_derived_ones_say_whose_they_are():
+    users = ["ada", "o'brien", 'ab"c']
+    present = onboarding.policy_specs(users, [ARN_PG])
+    absent = onboarding.policy_specs(users, [], state="absent")
+    assert [spec["name"] for spec in present] == [spec["name"] for spec in absent]
+    assert [spec["grants"][0]["db_users"] for spec in present] == [["ada"], ["o'brien"], ['ab"c']]
+    # A kept name says whose policy it is (and existing policies, created without a description, keep theirs).
+    assert "description" not in present[0]
+    assert present[1]["description"] == "rds-db:connect as database user \"o'brien\" (rdsiam.auth)"
+    assert present[2]["description"] == 'rds-db:connect as database user "ab\\"c" (rdsiam.auth)'
+    assert all("description" not in spec for spec in absent)
+    written = {"policy": {"policies": [{"name": spec["name"], "changed": True} for spec in present]}}
+    rows = onboarding.target_report(TARGET, users, written)
+    assert [row["policy"] for row in rows] == ["%s (changed)" % spec["name"] for spec in present]
+
+
+# --- every user checked against every engine of the run -----------------------------------------------------------
+
+FLEET = [{"identifier": "pg1", "engine": "postgres"}, {"identifier": "aurora1", "engine": "postgres"},
+         {"identifier": "my1", "engine": "mysql"}, {"identifier": "maria1", "engine": "mariadb"}]
+
+
+def test_users_are_checked_against_the_engines_of_the_targets_found():
+    name = "u" * 70
+    assert onboarding.check_users([name], GRANTS, [FLEET[3]]) == [name]  # MariaDB keeps 80 characters
+    with pytest.raises(AnsibleFilterError) as failure:
+        onboarding.check_users([name, "ok"], GRANTS, FLEET)
+    message = str(failure.value)
+    assert message.startswith("2 problem(s) with the users, so nothing was changed")
+    assert "on postgres (aurora1, pg1): user '%s' is 70 bytes long" % name in message
+    assert "on mysql (my1): user '%s' is 70 characters long; the limit here is 32" % name in message
+    assert "mariadb" not in message
+
+
+@pytest.mark.parametrize("users, grants, message", [
+    (["o'brien", 'ab"c', "ada.lovelace@corp.example"], GRANTS, None),
+    (["al ice"], GRANTS, "whitespace or a control character"),
+    (["${aws:username}"], GRANTS, "policy variable"),
+    (["pg_reader"], GRANTS, "on postgres (aurora1, pg1): user 'pg_reader' is reserved by PostgreSQL"),
+    (["ada"], {"mysql": {"privileges": "shop.*:SELEKT"}}, "on mysql (my1): user 'ada': privileges: 'SELEKT' is not a MySQL privilege"),
+    (["ada"], {"mysql": {"privileges": "shop.*"}}, "has no ':' between the object and its privileges"),
+    (["ada"], {"postgres": {"roles": ["r" * 64]}}, "role 'rrrr"),
+    ([{"name": "ada", "privileges": "*.*:SELECT"}], {}, "on postgres (aurora1, pg1): user 'ada': privileges apply to MySQL"),
+    ([{"name": "ada", "host": "h" * 256}], {}, "the limit here is 255"),
+])
+def test_bad_users_and_grants_fail_before_any_change_naming_engine_and_targets(users, grants, message):
+    if message is None:
+        assert onboarding.check_users(users, grants, FLEET) == onboarding.user_names(users)
+        return
+    with pytest.raises(AnsibleFilterError, match=re.escape(message)):
+        onboarding.check_users(users, grants, FLEET)
+
+
+# --- the table in check mode and after a failure -------------------------------------------------------------------
+
+def test_check_mode_rows_say_what_would_change_and_that_no_login_was_proven():
+    steps = {"iam_auth": {"changed": True, "iam_auth_enabled": True},
+             "db_users": {"users": [{"name": "alice", "changed": True, "created": True, "roles_granted": ["app_ro"]}]},
+             "policy": {"policies": [{"name": "rdsiam-alice", "changed": True}]},
+             "login": {"skipped": True}, "failure": {}}
+    (row,) = onboarding.target_report(TARGET, ["alice"], steps, check_mode=True)
+    assert (row["iam_auth"], row["policy"], row["login"], row["changed"], row["failed"]) == (
+        "would be on", "rdsiam-alice (would change)", "not checked (check mode)",
+        "would change: IAM auth turned on, created, +app_ro", False)
+    (same,) = onboarding.target_report(dict(TARGET, iam_auth_enabled=True), ["alice"],
+                                       {"iam_auth": {"skipped": True}, "db_users": {"users": [{"name": "alice"}]},
+                                        "policy": {"policies": [{"name": "rdsiam-alice", "changed": False}]},
+                                        "login": {"skipped": True}}, check_mode=True)
+    assert (same["iam_auth"], same["policy"], same["changed"]) == ("on", "rdsiam-alice (in place)", "nothing would change")
+    (gone,) = onboarding.target_report(TARGET, ["alice"], {"policy": {"policies": [{"name": "rdsiam-alice", "changed": True}]},
+                                                           "db_users": {"users": [{"name": "alice", "dropped": True}]},
+                                                           "login": {"skipped": True}},
+                                       policy_state="absent", expect_login_failure=True, check_mode=True)
+    assert (gone["policy"], gone["login"], gone["changed"]) == (
+        "would remove rdsiam-alice", "not checked (check mode)", "would change: dropped")
+
+
+def test_a_failure_after_changes_says_what_was_done_and_the_step():
+    steps = {"iam_auth": {"changed": True, "iam_auth_enabled": True},
+             "db_users": {"users": [{"name": "alice", "changed": True, "created": True}]},
+             "policy": {"failed": True, "msg": "role 'gone' do not exist in IAM"},
+             "failure": {"step": "Write the rds-db:connect policies", "msg": "role 'gone' do not exist in IAM"}}
+    (row,) = onboarding.target_report(TARGET, ["alice"], steps)
+    assert row["failed"] and row["step"] == "Write the rds-db:connect policies"
+    assert row["changed"] == "FAILED at Write the rds-db:connect policies (done: IAM auth turned on, created)"
+    assert row["policy"] == "rdsiam-alice (not written)" and row["login"] == "not checked"
+    assert onboarding.failed_targets([row]) == ["orders: Write the rds-db:connect policies: role 'gone' do not exist in IAM"]
+
+
+def test_the_module_accepts_every_derived_name_and_refuses_what_iam_refuses():
+    from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy import PolicyInputError, check_policy_name
+
+    for name in _user_name_corpus()[:300]:
+        check_policy_name(onboarding.policy_name(name), parts=9)  # room for numbered parts NAME-1 ... NAME-9
+    for name in ("rdsiam-josé", "rdsiam-ada\n", "rdsiam-日本"):
+        with pytest.raises(PolicyInputError, match="is not valid"):
+            check_policy_name(name)
