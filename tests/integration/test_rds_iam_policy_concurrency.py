@@ -3,7 +3,8 @@
 Two onboardings in ABAC mode, or two job slices, create the same policy at once: the run whose CreatePolicy comes second
 must treat the policy as existing, not fail. Pairs of real module processes race for real here (moto is a threaded server;
 without the fix, about one pair in ten failed with EntityAlreadyExists), but whether a given pair interleaves is chance, so
-the in-process tests below also force the interleaving, deterministically, by planning two runs before either applies. IAM state is checked with a plain boto3 client, never through the collection.
+the in-process tests below also force the interleaving, deterministically, by planning two runs before either applies.
+IAM state is checked with a plain boto3 client, never through the collection.
 """
 import json
 import secrets
@@ -97,7 +98,7 @@ def run_pair(args):
         return run_module("rds_iam_policy", args)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        runs = [pool.submit(one) for _ in range(2)]
+        runs = [pool.submit(one), pool.submit(one)]
         return [run.result() for run in runs]
 
 
@@ -213,7 +214,8 @@ def test_two_runs_detaching_the_same_principal_at_once_both_succeed(env, iam_err
     create_role(env, keep)
     create_role(env, old)
     ok(run_module("rds_iam_policy", dict(name=name, grants=ABAC_GRANTS, attach_to={"roles": [keep, old]})))
-    first, second = [planned(name=name, attach_to={"roles": [keep]}, purge_attachments=True) for _ in range(2)]
+    first, second = (planned(name=name, attach_to={"roles": [keep]}, purge_attachments=True),
+                     planned(name=name, attach_to={"roles": [keep]}, purge_attachments=True))
     first.apply()
     second.apply()
     assert ("DetachRolePolicy", "NoSuchEntity") in errors
@@ -228,7 +230,7 @@ def test_two_runs_deleting_the_same_policy_at_once_both_succeed(env, iam_errors)
     ok(run_module("rds_iam_policy", dict(name=name, grants=[{"db_users": ["fleet_cc_d1"], "targets": ["sbx-postgres"]}],
                                          attach_to={"roles": [role]})))
     ok(run_module("rds_iam_policy", dict(name=name, grants=[{"db_users": ["fleet_cc_d2"], "targets": ["sbx-postgres"]}])))
-    first, second = [planned(name=name, state="absent", grants=None) for _ in range(2)]
+    first, second = planned(name=name, state="absent", grants=None), planned(name=name, state="absent", grants=None)
     first.apply()
     second.apply()
     assert ("DeletePolicy", "NoSuchEntity") in errors

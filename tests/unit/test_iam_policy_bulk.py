@@ -166,8 +166,8 @@ def test_a_failed_write_names_the_entry_and_the_policies_written_before_it(stubs
 def test_a_policy_another_run_created_since_the_reads_is_compared_not_failed(stubs):
     """Two job slices: the other slice created rdsiam-alice, same document and attachment, after this run listed IAM."""
     stub_reads(stubs)
-    stubs["iam"].add_client_error("create_policy", "EntityAlreadyExists", "exists", expected_params={"PolicyName": "rdsiam-alice",
-                                                                                                    "Path": "/", "PolicyDocument": ANY})
+    stubs["iam"].add_client_error("create_policy", "EntityAlreadyExists", "exists",
+                                  expected_params={"PolicyName": "rdsiam-alice", "Path": "/", "PolicyDocument": ANY})
     stubs["iam"].add_response("list_policies", {"Policies": [{"PolicyName": "rdsiam-alice", "Path": "/"}]}, {"Scope": "Local"})
     stubs["iam"].add_response("get_policy", {"Policy": {"PolicyName": "rdsiam-alice", "Arn": policy_arn("rdsiam-alice"),
                                                         "DefaultVersionId": "v1", "AttachmentCount": 1}}, {"PolicyArn": policy_arn("rdsiam-alice")})
