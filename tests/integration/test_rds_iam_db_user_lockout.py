@@ -135,3 +135,19 @@ def test_another_password_login_that_would_inherit_is_refused_unless_listed_for_
     assert converted["changed"] is True and [user["converted"] for user in converted["users"]] == [True, True], converted
     assert "rds_iam" in pg_role(sandbox, IDENTIFIER, carol)["member_of"]
     assert not password_login_works(sandbox, carol, "carol-pw-1")
+
+
+def test_granting_a_role_that_already_holds_rds_iam_is_refused_the_same_way(sandbox, run_db_user, roles):
+    """The user gets rds_iam and iam_team, which holds rds_iam itself: either grant would reach the master through lead."""
+    target = sandbox.target(IDENTIFIER)
+    master = target["master_username"]
+    iam_team, lead = roles("iam_team"), roles("lead", login=True)
+    with superuser(sandbox) as cur:
+        cur.execute(sql.SQL("GRANT rds_iam TO {}").format(sql.Identifier(iam_team)))
+    grant(sandbox, lead, master)
+
+    result = run_db_user(IDENTIFIER, {"name": lead, "roles": [iam_team], "convert_password_users": True})
+
+    assert result.get("failed") is True and f"{master} \u2192 {lead} \u2192 " in result["msg"], result
+    assert pg_role(sandbox, IDENTIFIER, lead)["member_of"] == []
+    assert password_login_works(sandbox, master, target["master_password"])

@@ -7,6 +7,7 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._pg_users import (
     SERVER_QUERY,
     TERMINATE_QUERY,
     PgServer,
+    check_no_lockout,
     check_names,
     plan_pg_user_changes,
     read_state,
@@ -300,10 +301,13 @@ def test_other_password_logins_that_would_inherit_are_refused_unless_listed_for_
 
 
 def test_granting_a_role_that_already_holds_rds_iam_is_checked_the_same_way():
+    # lead gets iam_team, which holds rds_iam: even without rds_iam itself in the plan, the master would inherit it.
     server = pg16(("rds_iam", "iam_team", True), ("lead", ADMIN, True), logins=(ADMIN, "lead"))
-    roles = catalog(iam_team=role(member_of=["rds_iam"]), lead=role(login=True, member_of=["rds_iam"]))
-    with pytest.raises(UserSyncError, match="postgres \u2192 lead \u2192 iam_team \u2192 rds_iam"):
-        plan_on(server, [{"name": "lead", "roles": ["iam_team"]}], roles)
+    roles = catalog(iam_team=role(member_of=["rds_iam"]), lead=role(login=True))
+    problems = check_no_lockout([{"name": "lead", "state": "present"}], ADMIN, roles, server, [("grant", "iam_team", "lead")])
+    assert len(problems) == 1 and "postgres \u2192 lead \u2192 iam_team \u2192 rds_iam" in problems[0]
+    with pytest.raises(UserSyncError, match="postgres \u2192 lead \u2192 "):
+        plan_on(server, [{"name": "lead", "roles": ["iam_team"]}], roles, convert_password_users=True)
 
 
 def test_admin_only_memberships_from_postgresql_16_convey_nothing():
