@@ -8,8 +8,8 @@ from __future__ import annotations
 #
 # Pure rds-db:connect policy logic: validating db users, building ARNs, one deterministic
 # document per grant set (sorted, one statement per target set, content-derived Sids), splitting
-# into numbered documents that fit IAM's size limits, and normalising documents for comparison.
-# No AWS call happens here.
+# into numbered documents that fit IAM's size limits, telling a policy's numbered parts from
+# look-alikes, and normalising documents for comparison. No AWS call happens here.
 
 import hashlib
 import json
@@ -23,6 +23,9 @@ ACTION = 'rds-db:connect'
 # IAM size quotas, counted without whitespace (the documents written here contain none).
 SIZE_LIMITS = {'managed': 6144, 'role': 10240, 'user': 2048, 'group': 5120}
 POLICY_NAME_MAX = 128
+# The tag every numbered part carries, naming the policy it is a part of: NAME-1 is NAME's part only with this tag, so a
+# policy that merely has such a name (the policy of a database user called app-1 next to app's) is never NAME's.
+PART_TAG = 'rdsiam:part-of'
 
 # The IAM policy variables that can stand for a database user (ABAC); written verbatim.
 _VARIABLE_RE = re.compile(r'\$\{(?:aws:username|aws:userid|aws:PrincipalTag/[\w+=,.@:/-]{1,128})\}')
@@ -145,6 +148,31 @@ def build_documents(resource_groups, limit):
 
 def part_names(name, count):
     return [name] if count == 1 else ['%s-%d' % (name, number) for number in range(1, count + 1)]
+
+
+def part_number(name, candidate):
+    """N when candidate is named like part N of name (name-N, N from 1 without leading zero, as part_names writes it), else None."""
+    suffix = candidate[len(name) + 1:] if candidate.startswith(name + '-') else ''
+    return int(suffix) if suffix.isdigit() and suffix[0] != '0' and suffix.isascii() else None
+
+
+def own_parts(name, candidates):
+    """The names among candidates ({name-N: (tags, document)}) that are name's numbered parts.
+
+    A part is an rds-db:connect document this module wrote, tagged PART_TAG=name. Parts written before the tag existed have no
+    tag: an untagged run name-1, name-2, ... (at least two, numbered from 1 without a gap, as the module numbered them) is
+    taken as name's parts when all are such documents and together they would not fit in one managed policy, the only reason
+    this module ever split. A standalone policy named like a part (one per database user: app-1 next to app) is small, so it
+    stays someone else's; so does any name-N tagged for another policy.
+    """
+    connect = {candidate: tags or {} for candidate, (tags, doc) in candidates.items() if is_connect_document(doc)}
+    parts = {candidate for candidate, tags in connect.items() if tags.get(PART_TAG) == name}
+    run = []
+    while '%s-%d' % (name, len(run) + 1) in connect and connect['%s-%d' % (name, len(run) + 1)].get(PART_TAG, name) == name:
+        run.append('%s-%d' % (name, len(run) + 1))
+    if len(run) >= 2 and sum(document_size(normalise(candidates[candidate][1])) for candidate in run) > SIZE_LIMITS['managed']:
+        parts.update(run)
+    return parts
 
 
 def _as_sorted_list(value):

@@ -53,6 +53,11 @@ def _exceptions():
     return import_library('botocore.exceptions', 'botocore', reason='to call AWS APIs')
 
 
+def tags_of(policy):
+    """{key: value} of the tags of a policy as iam:GetPolicy gives it."""
+    return {tag['Key']: tag['Value'] for tag in policy.get('Tags') or ()}
+
+
 def error_code(exc):
     return ((getattr(exc, 'response', None) or {}).get('Error') or {}).get('Code')
 
@@ -141,26 +146,38 @@ class IamStore:
         policy exists, so a NoSuchEntity is IAM's eventual consistency and is retried before it counts.
         """
         retry = JUST_CREATED_RETRIES if just_created else ()
-        policy = listed
+        policy = listed or self.describe_managed(arn, name, retry)
         if policy is None:
-            policy = self.call('get_policy', "policy '%s'" % name, missing_ok=True, retry=retry, PolicyArn=arn)
-            if policy is None:
-                return None
-            policy = policy['Policy']
-        version = self.call('get_policy_version', "policy '%s'" % name, retry=retry, PolicyArn=arn, VersionId=policy['DefaultVersionId'])
+            return None
+        document = self.default_document(arn, policy, name, retry)
+        return self.managed_state(arn, policy, name, document, known_attachments, described=listed is None)
+
+    def describe_managed(self, arn, name, retry=()):
+        """The policy as iam:GetPolicy gives it (with its Description and Tags), or None if it does not exist."""
+        found = self.call('get_policy', "policy '%s'" % name, missing_ok=True, retry=retry, PolicyArn=arn)
+        return found and found['Policy']
+
+    def default_document(self, arn, policy, name, retry=()):
+        """The document of the policy's default version (policy as get_policy or list_managed gave it)."""
+        return self.call('get_policy_version', "policy '%s'" % name, retry=retry, PolicyArn=arn,
+                         VersionId=policy['DefaultVersionId'])['PolicyVersion']['Document']
+
+    def managed_state(self, arn, policy, name, document, known_attachments=None, described=True):
+        """read_managed's result from what was read already; lists the policy's entities only when known_attachments cannot
+        account for IAM's AttachmentCount. described: policy came from get_policy, so its description and tags are IAM's."""
         known = known_attachments or {kind: [] for kind in PRINCIPAL_TYPES}
         if policy.get('AttachmentCount') == sum(len(principals) for principals in known.values()):
             attachments = {kind: sorted(known.get(kind) or ()) for kind in PRINCIPAL_TYPES}
         else:
             entities = self.paginate('list_entities_for_policy', list(_ENTITY_LISTS.values()), "policy '%s'" % name, PolicyArn=arn)
             attachments = {kind: sorted(entity[_PRINCIPAL_KEY[kind]] for entity in entities[key]) for kind, key in _ENTITY_LISTS.items()}
-        tags = None if listed else {tag['Key']: tag['Value'] for tag in policy.get('Tags') or ()}
-        return dict(arn=arn, name=name, version=policy['DefaultVersionId'], document=version['PolicyVersion']['Document'],
-                    description=policy.get('Description'), tags=tags, attachments=attachments)
+        tags = tags_of(policy) if described else None
+        return dict(arn=arn, name=name, version=policy['DefaultVersionId'], document=document, description=policy.get('Description'),
+                    tags=tags, attachments=attachments)
 
     def list_managed(self, path_prefix):
         """{arn: policy} of every customer managed policy under path_prefix: one paged list (1,000 a page) instead of a
-        get_policy per name, for runs that manage many policies. Each policy has its DefaultVersionId and AttachmentCount."""
+        get_policy per name, however many policies a run manages. Each policy has its DefaultVersionId and AttachmentCount."""
         found = self.paginate('list_policies', ['Policies'], 'the customer managed policies under %s' % path_prefix, Scope='Local',
                               PathPrefix=path_prefix, PaginationConfig={'PageSize': 1000})['Policies']
         return {policy['Arn']: policy for policy in found}
@@ -260,13 +277,11 @@ class IamStore:
                                     VersionId=version['VersionId']) is not None or removed
         return self.call('delete_policy', subject, missing_ok=True, retry=WRITE_RETRIES, PolicyArn=arn) is not None or removed
 
-    def paths_of(self, name, listed=None):
-        """{policy name: path} of the customer managed policies named name or name-N, under any path (one paged list, or
-        listed: list_managed('/') already made)."""
-        found = listed if listed is not None else self.paginate('list_policies', ['Policies'], "policy '%s'" % name, Scope='Local')['Policies']
-        numbered = name + '-'
+    def paths_of(self, name):
+        """{policy name: path} of the customer managed policies named name or name-N, under any path (one paged list)."""
+        found = self.paginate('list_policies', ['Policies'], "policy '%s'" % name, Scope='Local')['Policies']
         return {policy['PolicyName']: policy.get('Path') or '/' for policy in found
-                if policy['PolicyName'] == name or (policy['PolicyName'].startswith(numbered) and policy['PolicyName'][len(numbered):].isdigit())}
+                if policy['PolicyName'] == name or docs.part_number(name, policy['PolicyName'])}
 
     def principal_exists(self, kind, principal):
         return self.call('get_%s' % kind, "%s '%s'" % (kind, principal), missing_ok=True, **{_PRINCIPAL_KEY[kind]: principal}) is not None

@@ -6,47 +6,24 @@ from __future__ import annotations
 # This is a private helper of the rdsiam.auth collection, for internal use only.
 # Its names and behaviour may change without notice; do not import it from other collections.
 #
-# rds_iam_policy's work: grants -> resolved resource ids -> documents -> compare with IAM -> write
-# only what differs (nothing in check mode). Returns the module result without `changed`
-# bookkeeping spread over the module.
-
-import re
+# rds_iam_policy's work, for one policy or many (the single form is a one-entry call): grants ->
+# resolved resource ids (one describe per kind and region for all entries) -> documents -> compare
+# with IAM (read once for all, see _iam_policy_reads) -> write only what differs (nothing in check
+# mode). Every entry is planned before the first write, so a bad entry fails the call while
+# nothing has changed.
 
 from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy as docs
 from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AwsCallError, aws_client
+from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
+from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_entries import PolicyEntries, PolicyEntriesError, wanted_attachments
+from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_reads import IamReads
 from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_store import PRINCIPAL_TYPES, IamStore
-from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_targets import caller_account, resolve_targets
-
-_PATH_RE = re.compile(r'^/(?:[\x21-\x7e]+/)?$')
-_ATTACH_KEYS = {'role': 'roles', 'user': 'users', 'group': 'groups'}
-
-
-def wanted_attachments(attach_to):
-    attach_to = attach_to or {}
-    return {kind: sorted(set(attach_to.get(key) or ())) for kind, key in _ATTACH_KEYS.items()}
+from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_targets import UnknownTargetError, lookup_targets, unknown_targets_message
 
 
 def _subject(name, attachments):
     principals = ['%s %s' % (kind, principal) for kind in PRINCIPAL_TYPES for principal in attachments[kind]]
     return "policy '%s'%s" % (name, ' for ' + ', '.join(principals) if principals else '')
-
-
-def check_input(params):
-    """Problems with the options that need no AWS call, as one list."""
-    problems = []
-    attachments = wanted_attachments(params['attach_to'])
-    count = sum(len(values) for values in attachments.values())
-    if params['policy_type'] == 'inline' and count != 1:
-        problems.append('policy_type inline needs exactly one principal in attach_to (one role, user or group), got %d: '
-                        'name one principal, or use policy_type managed to attach to several' % count)
-    if params['path'] and not _PATH_RE.match(params['path']):
-        problems.append("path '%s' is not an IAM path: start and end it with / (for example /rdsiam/)" % params['path'])
-    if params['state'] == 'present' and not params['grants']:
-        problems.append('state present needs grants: list at least one {db_users, targets} entry')
-    for index, grant in enumerate(params['grants'] or ()):
-        if not grant.get('db_users') or not grant.get('targets'):
-            problems.append('grants[%d] needs at least one db user and one target' % index)
-    return problems
 
 
 def plan_resources(params, resolved):
@@ -76,72 +53,10 @@ def build_wanted_documents(params, resolved, limit):
     return docs.build_documents(groups, limit)
 
 
-class IamReads:
-    """The IAM and STS reads of one run, each made at most once however many policies need it.
-
-    The single form probes its policy and numbered parts with get_policy (a few calls, whatever else the account holds).
-    The bulk form (listing=True) lists the customer managed policies under the policies' common path once instead, so
-    N policies cost one paged list rather than 2N probes. Attachments are listed once per principal in both.
-    """
-
-    def __init__(self, options, iam, path_prefix, listing=False):
-        self.options = options
-        self.store = IamStore(iam, 'the IAM reads of rds_iam_policy')
-        self.path_prefix = path_prefix
-        self.listing = listing
-        self._account = None
-        self._attached = {}
-        self._exists = {}
-        self._listed = {}
-
-    def account(self):
-        """(partition, account id) of the caller: one sts:GetCallerIdentity per run."""
-        if self._account is None:
-            self._account = caller_account(self.options)
-        return self._account
-
-    def attached(self, kind, principal):
-        """ARNs of the managed policies under the common path attached to the principal, or None if it does not exist."""
-        if (kind, principal) not in self._attached:
-            self._attached[(kind, principal)] = self.store.attached_policy_arns(kind, principal, self.path_prefix)
-        return self._attached[(kind, principal)]
-
-    def holders(self, arn):
-        """{kind: [principal]} of the principals read so far that hold arn."""
-        return {kind: sorted(principal for (each, principal), arns in self._attached.items() if each == kind and arns and arn in arns)
-                for kind in PRINCIPAL_TYPES}
-
-    def principal_exists(self, kind, principal):
-        if (kind, principal) in self._attached:  # listing its attached policies already told
-            return self._attached[(kind, principal)] is not None
-        if (kind, principal) not in self._exists:
-            self._exists[(kind, principal)] = self.store.principal_exists(kind, principal)
-        return self._exists[(kind, principal)]
-
-    def _policies_under(self, prefix):
-        if prefix not in self._listed:
-            self._listed[prefix] = self.store.list_managed(prefix)
-        return self._listed[prefix]
-
-    def read_managed(self, arn, name, known, details):
-        """The managed policy (see IamStore.read_managed) or None; details: its description and tags are needed."""
-        if not self.listing:
-            return self.store.read_managed(arn, name, known)
-        listed = self._policies_under(self.path_prefix).get(arn)
-        if listed is None:
-            return None
-        return self.store.read_managed(arn, name, known, listed=None if details else listed)
-
-    def paths_of(self, name):
-        if not self.listing:
-            return self.store.paths_of(name)
-        return self.store.paths_of(name, list(self._policies_under('/').values()))
-
-
 class PolicySync:
     """One policy: plan() reads IAM and checks, apply() writes what differs (nothing in check mode).
 
-    The single form runs one; the bulk form plans all its policies before applying any, sharing one IamReads.
+    A call plans all its policies before applying any, sharing one IamReads.
     """
 
     def __init__(self, params, check_mode, warn, reads=None):
@@ -151,25 +66,12 @@ class PolicySync:
         self.check_mode = check_mode
         self.warn = warn
         self.attachments = wanted_attachments(params['attach_to'])
-        self.reads = reads or IamReads(params, aws_client(params, 'iam'), params['path'])
+        self.reads = reads or IamReads(params, aws_client(params, 'iam'), params['path'] if params['policy_type'] == 'managed' else '/')
         self.store = IamStore(self.reads.store.iam, _subject(params['name'], self.attachments))
         self.changed = False
         self.before, self.after = {}, {}
         self.policies, self.resource_arns = [], []
         self._writes = []
-
-    def run(self):
-        params = self.params
-        wanted = []
-        if params['state'] == 'present':
-            targets = sorted({target for grant in params['grants'] for target in grant['targets']})
-            resolved, warnings = resolve_targets(params, targets, params['region'])
-            for warning in warnings:
-                self.warn(warning)
-            wanted = self.documents(resolved)
-        self.plan(wanted)
-        self.apply()
-        return self.result()
 
     def documents(self, resolved):
         """The documents the grants need, from resolved targets; checks the db users and the policy name."""
@@ -246,37 +148,20 @@ class PolicySync:
         so attachments cost the same whatever the number of numbered parts."""
         return {(kind, principal): self.reads.attached(kind, principal) for kind in PRINCIPAL_TYPES for principal in self.attachments[kind]}
 
-    def _read_parts(self):
-        """The policy and its numbered parts as they exist now: NAME, then NAME-1, NAME-2, ... until one is missing."""
-        name = self.params['name']
-        details = self.params['tags'] is not None or bool(self.params['description'])
-        existing = {}
-        self._foreign_part = None
-        for candidate in [name] + ['%s-%d' % (name, number) for number in range(1, 1000)]:
-            arn = self._policy_arn(candidate)
-            current = self.reads.read_managed(arn, candidate, self.reads.holders(arn), details)
-            if current is None and candidate != name:
-                break
-            if current is not None and candidate != name and not docs.is_connect_document(current['document']):
-                self._foreign_part = candidate  # someone else's policy that only looks like a part: never touched
-                break
-            if current is not None:
-                existing[candidate] = current
-        return existing
-
     def _sync_managed(self, wanted):
         self.reads.account()
         by_principal = self._attached_from_principals()
-        existing = self._read_parts()
+        details = self.params['tags'] is not None or bool(self.params['description'])
+        existing, others = self.reads.read_managed(self.params['name'], self.params['path'], details)
         if not wanted and not existing:
             self._refuse_other_path()
         for name, current in existing.items():
             self.before[name] = dict(document=docs.normalise(current['document']), attachments=current['attachments'])
         names = docs.part_names(self.params['name'], len(wanted)) if wanted else []
-        if self._foreign_part in names:
-            raise docs.PolicyInputError("the grants need %d policies, %s, but '%s' exists and is not an rds-db:connect policy this module "
-                                        "wrote; nothing was changed: choose another name, or rename that policy"
-                                        % (len(names), ', '.join(names), self._foreign_part))
+        taken = [name for name in names if name in others]
+        if taken:
+            raise docs.PolicyInputError("the grants need %d policies, %s, but %s; nothing was changed: choose another name, or rename "
+                                        'that policy' % (len(names), ', '.join(names), self._not_a_part(taken[0], others[taken[0]])))
         if names:
             self._check_principals(sorted(pair for pair, arns in by_principal.items() if arns is None), known_missing=True)
         policies = [self._sync_one(name, doc, existing.get(name)) for name, doc in zip(names, wanted)]
@@ -284,9 +169,15 @@ class PolicySync:
             self._write(self.store.delete_managed, existing[name])
         return policies
 
+    def _not_a_part(self, name, document):
+        if not docs.is_connect_document(document):
+            return "'%s' exists and is not an rds-db:connect policy this module wrote" % name
+        return ("'%s' exists and is not a part of policy '%s' (it has no tag %s=%s): it is another policy, such as the one of "
+                'another database user' % (name, self.params['name'], docs.PART_TAG, self.params['name']))
+
     def _refuse_other_path(self):
         """state absent found nothing under path: if the policy lives under another path, saying 'ok' would hide that it stays."""
-        elsewhere = {name: path for name, path in self.reads.paths_of(self.params['name']).items() if path != self.params['path']}
+        elsewhere = self.reads.elsewhere(self.params['name'], self.params['path'])
         if elsewhere:
             raise docs.PolicyInputError('nothing to delete under path %s, but %s exist under %s; nothing was changed: set path to delete them'
                                         % (self.params['path'], ', '.join(sorted(elsewhere)), ', '.join(sorted(set(elsewhere.values())))))
@@ -320,8 +211,9 @@ class PolicySync:
         policy['version'] = current['version']
         if not docs.same_document(current['document'], doc):
             write(self._new_version, name, doc, policy)
-        if self.params['tags'] is not None and current['tags'] != self.params['tags']:
-            write(self.store.set_tags, arn, name, current['tags'], self.params['tags'])
+        tags = self._wanted_tags(name, current['tags'])
+        if tags is not None and current['tags'] != tags:
+            write(self.store.set_tags, arn, name, current['tags'] or {}, tags)
         if self.params['description'] and self.params['description'] != (current['description'] or ''):
             self.warn("policy '%s' keeps its description: IAM cannot change a managed policy's description; delete the policy "
                       'to set a new one' % name)
@@ -331,6 +223,16 @@ class PolicySync:
             for principal in sorted(set(current['attachments'][kind]) - set(wanted_attached[kind])):
                 write(self.store.detach, arn, name, kind, principal)
 
+    def _wanted_tags(self, name, current):
+        """The tags the policy name should carry, or None to leave them alone: the tags option when set, and on a numbered part
+        the tag naming the policy it belongs to (added to a part written before that tag existed)."""
+        marker = {} if name == self.params['name'] else {docs.PART_TAG: self.params['name']}
+        if self.params['tags'] is not None:
+            return dict(self.params['tags'], **marker)
+        if marker and (current or {}).get(docs.PART_TAG) != self.params['name']:
+            return dict(current or {}, **marker)
+        return None
+
     def _new_version(self, name, doc, policy):
         """A new default version with doc; False when a concurrent run made the same document the default first."""
         policy['version'], wrote = self.store.new_version(policy['arn'], name, docs.serialise(doc), seen_default=policy['version'])
@@ -339,7 +241,7 @@ class PolicySync:
     def _create(self, name, doc, policy):
         """Create the policy and attach it; when a concurrent run created it after plan() read IAM, adopt it instead."""
         created = self.store.create_managed(name, self.params['path'], docs.serialise(doc), self.params['description'],
-                                            self.params['tags'])
+                                            self._wanted_tags(name, {}))
         if created is None:
             return self._adopt(name, doc, policy)
         policy.update(arn=created[0], version=created[1])
@@ -368,5 +270,81 @@ class PolicySync:
             self._writes.append((action, args))
 
 
-def sync_policy(params, check_mode, warn):
-    return PolicySync(params, check_mode, warn).run()
+def _resolve(params, call, syncs, reads, warn):
+    """The documents of every entry, with the targets of all entries resolved in one go; raises naming each bad entry."""
+    present = [sync for sync in syncs if sync.params['state'] == 'present']
+    targets = sorted({target for sync in present for grant in sync.params['grants'] for target in grant['targets']})
+    resolved, unknown = {}, {}
+    if targets:
+        resolved, warnings, unknown = lookup_targets(params, targets, params['region'], reads.account)
+        for warning in warnings:
+            warn(warning)
+    wanted, problems = [], []
+    for index, sync in enumerate(syncs):
+        documents = []
+        if sync in present:
+            missing = {target: unknown[target] for grant in sync.params['grants'] for target in grant['targets'] if target in unknown}
+            try:
+                if missing:
+                    raise UnknownTargetError(unknown_targets_message(missing))
+                documents = sync.documents(resolved)
+            except RdsIamError as exc:
+                problems.append(call.problem(index, str(exc)))
+        wanted.append(documents)
+    if problems:
+        raise call.error(problems)
+    return wanted
+
+
+def _plan(call, syncs, wanted):
+    """Read and plan every entry before any write; raises naming each entry that cannot be written."""
+    problems = []
+    for index, (sync, documents) in enumerate(zip(syncs, wanted)):
+        try:
+            sync.plan(documents)
+        except docs.PolicyInputError as exc:
+            problems.append(call.problem(index, str(exc)))
+        except RdsIamError as exc:  # an AWS error while reading: the call stops here, before any write
+            if call.single:
+                raise
+            raise PolicyEntriesError('%s: %s; nothing was changed' % (call.label(index), exc)) from exc
+    if problems:
+        raise call.error(problems)
+
+
+def _apply(call, syncs):
+    for index, sync in enumerate(syncs):
+        try:
+            sync.apply()
+        except RdsIamError as exc:
+            if call.single:
+                raise
+            written = [each.params['name'] for each in syncs[:index] if each.changed]
+            raise PolicyEntriesError('%s: %s; this policy may be partly written, %s: run again once the cause is fixed' % (
+                call.label(index), exc,
+                'and so are the policies before it: %s' % ', '.join(written) if written else 'no other policy was changed')) from exc
+
+
+def sync_policies(params, check_mode, warn):
+    """rds_iam_policy's result for its options (either form): changed, policies, diff, and with the single form resource_arns.
+
+    With policies, one item per entry, with its name and what the single form returns for it; the single form is a one-entry
+    call whose item is that result.
+    """
+    call = PolicyEntries(params)
+    problems = call.problems()
+    if problems:
+        raise call.error(problems)
+    reads = IamReads(params, aws_client(params, 'iam'), call.managed_path_prefix())
+    syncs = [PolicySync(entry, check_mode, warn, reads) for entry in call.entries]
+    _plan(call, syncs, _resolve(params, call, syncs, reads, warn))
+    _apply(call, syncs)
+    before, after = {}, {}
+    for sync in syncs:
+        before.update(sync.before)
+        after.update(sync.after)
+    items = [dict(name=sync.params['name'], **{key: value for key, value in sync.result().items() if key != 'diff'}) for sync in syncs]
+    if call.single:
+        return dict(changed=items[0]['changed'], policies=items[0]['policies'], resource_arns=items[0]['resource_arns'],
+                    diff=dict(before=before, after=after))
+    return dict(changed=any(sync.changed for sync in syncs), policies=items, diff=dict(before=before, after=after))

@@ -23,17 +23,23 @@ description:
     attachment or a policy the other run already removed counts as removed; IAM's C(ConcurrentModification) is retried.
     C(changed) reports what this run wrote.
   - When the grants do not fit in one managed policy (6,144 characters), they are split into numbered policies
-    C(NAME-1), C(NAME-2), ... attached the same way, and numbers no longer needed are deleted.
+    C(NAME-1), C(NAME-2), ... attached the same way, each tagged C(rdsiam:part-of=NAME), and numbers no longer needed are
+    deleted.
   - O(policies) manages many policies in one run (for example one per database user), with the AWS reads shared by all of
-    them; see O(policies) for what is checked before the first write.
+    them; see O(policies) for what is checked before the first write. O(name) is the same as a one-entry O(policies) list,
+    whose result is returned unwrapped.
 author:
   - rdsiam.auth contributors (@rdsiam)
 options:
   name:
     description:
-      - The policy name. Split policies are named O(name) followed by V(-1), V(-2), ...
-      - A policy named like a part that is not an C(rds-db:connect) document written by this module is never changed or
-        deleted; when the grants need its name, the module fails before writing anything.
+      - The policy name. Split policies are named O(name) followed by V(-1), V(-2), ... and tagged C(rdsiam:part-of=NAME).
+      - A policy named like a part is one only with that tag (for example the policy of a database user C(app-1) is not a part
+        of the policy of C(app)); any other is never changed or deleted, and when the grants need its name, the module fails
+        before writing anything.
+      - Parts written by versions before the tag existed are recognised without it, as a run C(NAME-1), C(NAME-2), ... of
+        C(rds-db:connect) documents this module wrote that together do not fit in one policy (the only case in which it
+        splits); the next run that keeps them adds the tag.
       - Exactly one of O(name) and O(policies) is required.
     type: str
   policies:
@@ -47,8 +53,8 @@ options:
         nothing is written.
       - IAM is read once for all entries, one list of the customer managed policies under the entries' common path, one
         list of attached policies per principal and one C(sts:GetCallerIdentity); what remains per policy is reading its
-        document (C(iam:GetPolicyVersion); C(iam:GetPolicy) too when it has O(tags) or O(description)) and the writes.
-        Needs C(iam:ListPolicies).
+        document (C(iam:GetPolicyVersion); C(iam:GetPolicy) too when it has O(tags) or O(description), and for each policy
+        named like one of its numbered parts) and the writes. O(name) reads the same way.
       - Entry names must be unique, and no entry may be named like a numbered part of another (V(app) and V(app-1)).
       - Mutually exclusive with O(name). The result then has one item per entry in RV(policies), and diff mode shows all
         policies, keyed by policy name.
@@ -145,7 +151,8 @@ options:
     type: str
   tags:
     description:
-      - Tags of a managed policy. When set, the policy carries exactly these tags; when not set, tags are left alone.
+      - Tags of a managed policy. When set, the policy carries exactly these tags (a numbered part also its
+        C(rdsiam:part-of) tag); when not set, tags are left alone.
     type: dict
   grants:
     description:
@@ -215,7 +222,7 @@ notes:
   - Errors are reported by their AWS code (for example V(NoSuchEntity), V(LimitExceeded), V(MalformedPolicyDocument),
     V(AccessDenied)) with the policy and principal concerned. V(ConcurrentModification) is retried a few times first.
   - Needs C(rds:DescribeDBInstances), C(rds:DescribeDBClusters) (and C(rds:DescribeDBProxies) for proxies),
-    C(sts:GetCallerIdentity) and the IAM permissions for the policy operations (C(iam:ListPolicies) for O(state=absent)).
+    C(sts:GetCallerIdentity) and the IAM permissions for the policy operations (C(iam:ListPolicies) among them).
 seealso:
   - module: rdsiam.auth.rds_iam_fleet_info
   - name: IAM policies for IAM database authentication
@@ -328,8 +335,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AWS_ARGUMENT_KWARGS, AWS_ARGUMENT_SPEC, aws_session
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
-from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_bulk import check_entries, problems_error, sync_policies
-from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_sync import check_input, sync_policy
+from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_entries import PolicyEntries
+from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_sync import sync_policies
 
 _GRANT_OPTIONS = dict(db_users=dict(type='list', elements='str', required=True), targets=dict(type='list', elements='str', required=True))
 
@@ -372,19 +379,15 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, mutually_exclusive=[('name', 'policies')],
                            required_one_of=[('name', 'policies')], **AWS_ARGUMENT_KWARGS)
     params = module.params
-    bulk = params['policies'] is not None
-    prefix = 'rds_iam_policy: ' if bulk else "rds_iam_policy '%s': " % params['name']
-    if bulk:
-        problems = check_entries(params)[1]
-        if problems:
-            module.fail_json(msg=prefix + str(problems_error(problems)))
-    else:
-        problems = check_input(params)
-        if problems:
-            module.fail_json(msg=prefix + '; '.join(problems))
+    # The single form is a one-entry policies call, its result unwrapped by sync_policies.
+    prefix = "rds_iam_policy '%s': " % params['name'] if params['policies'] is None else 'rds_iam_policy: '
+    call = PolicyEntries(params)
+    problems = call.problems()
+    if problems:
+        module.fail_json(msg=prefix + str(call.error(problems)))
     try:
         params['region'] = params['region'] or aws_session(params).region_name
-        result = (sync_policies if bulk else sync_policy)(params, module.check_mode, module.warn)
+        result = sync_policies(params, module.check_mode, module.warn)
     except RdsIamError as exc:
         module.fail_json(msg=prefix + str(exc))
     if not module._diff:

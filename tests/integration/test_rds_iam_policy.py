@@ -258,6 +258,44 @@ def test_a_policy_that_only_looks_like_a_numbered_part_is_never_touched(env):
     assert ok(run_module("rds_iam_policy", {"name": name, "state": "absent"}))["changed"] is False
 
 
+def test_the_policy_of_another_db_user_named_like_a_part_survives_a_write_and_a_delete(env):
+    """NAME-1 written by this module for database user app-1 (an rds-db:connect document, attached like NAME) is not NAME's part."""
+    name, role = PREFIX + "app", PREFIX + "app-role"
+    create_role(env, role)
+    theirs_grants = [{"db_users": ["fleet_app_1"], "targets": ["sbx-mysql"]}]
+    theirs = ok(policy(name + "-1", theirs_grants, attach_to={"roles": [role]}))["policies"][0]
+    written = ok(policy(name, [{"db_users": ["fleet_app"], "targets": ["sbx-postgres"]}], attach_to={"roles": [role]}))
+    assert [entry["name"] for entry in written["policies"]] == [name] and name + "-1" not in json.dumps(written)
+    changed = ok(policy(name, [{"db_users": ["fleet_app_v2"], "targets": ["sbx-postgres"]}], attach_to={"roles": [role]}, diff=True))
+    assert changed["changed"] is True and sorted(changed["diff"]["before"]) == [name]
+    assert local_policy_names(env, name) == sorted([name, name + "-1"])
+    assert default_document(env, theirs["arn"]) == theirs["document"] and versions(env, theirs["arn"]) == [("v1", True)]
+    split = policy(name, big_grants(150), attach_to={"roles": [role]})
+    assert split.get("failed") and f"'{name}-1' exists and is not a part of policy '{name}'" in split["msg"], split.get("msg")
+    assert ok(run_module("rds_iam_policy", {"name": name, "state": "absent"}))["changed"] is True
+    assert local_policy_names(env, name) == [name + "-1"] and default_document(env, theirs["arn"]) == theirs["document"]
+    assert [r["RoleName"] for r in iam(env).list_entities_for_policy(PolicyArn=theirs["arn"])["PolicyRoles"]] == [role]
+    assert ok(run_module("rds_iam_policy", {"name": name, "state": "absent"}))["changed"] is False
+    assert ok(policy(name + "-1", theirs_grants, attach_to={"roles": [role]}))["changed"] is False
+
+
+def test_parts_are_tagged_and_parts_written_before_the_tag_are_recognised(env):
+    name, role = PREFIX + "legacy", PREFIX + "legacy-role"
+    create_role(env, role)
+    parts = ok(policy(name, big_grants(150), attach_to={"roles": [role]}))["policies"]
+    assert len(parts) > 1
+    for entry in parts:
+        assert iam(env).get_policy(PolicyArn=entry["arn"])["Policy"]["Tags"] == [{"Key": "rdsiam:part-of", "Value": name}]
+        iam(env).untag_policy(PolicyArn=entry["arn"], TagKeys=["rdsiam:part-of"])  # as an earlier version wrote them
+    upgraded = ok(policy(name, big_grants(150), attach_to={"roles": [role]}))
+    assert upgraded["changed"] is True and upgraded["policies"] == parts
+    assert all(iam(env).get_policy(PolicyArn=entry["arn"])["Policy"]["Tags"] == [{"Key": "rdsiam:part-of", "Value": name}]
+               for entry in parts)
+    assert ok(policy(name, big_grants(150), attach_to={"roles": [role]}))["changed"] is False
+    assert ok(run_module("rds_iam_policy", {"name": name, "state": "absent"}))["changed"] is True
+    assert local_policy_names(env, name) == []
+
+
 def test_numeric_tag_values_are_written_as_strings_and_stay_idempotent(env):
     name, grants = PREFIX + "tags", [{"db_users": ["fleet_t"], "targets": ["sbx-postgres"]}]
     arn = ok(policy(name, grants, tags={"cost": 42, "on": True}))["policies"][0]["arn"]

@@ -4,7 +4,8 @@ import collections
 import pytest
 
 from ansible_collections.rdsiam.auth.plugins.module_utils import _aws
-from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_bulk import PER_POLICY_OPTIONS, sync_policies
+from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_entries import PER_POLICY_OPTIONS
+from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_sync import sync_policies
 from rdsiam_harness import run_module
 import test_rds_iam_policy as policy_tests
 from test_rds_iam_policy import PREFIX, connect_arn, create_role, default_document, iam, local_policy_names, ok
@@ -32,18 +33,24 @@ def attached_names(sandbox, role):
 
 def counted_bulk(sandbox, policies, role, check=False):
     """Run the bulk form in this process and count its AWS operations with botocore's before-call event."""
+    return counted(sandbox, check, attach_to={"roles": [role]},
+                   policies=[dict(dict.fromkeys(PER_POLICY_OPTIONS), **entry) for entry in policies])
+
+
+def counted(sandbox, check=False, **params):
+    """Run rds_iam_policy's sync (either form) in this process: its result and its AWS operations, counted."""
     env = sandbox.aws_env()
     options = dict.fromkeys(_aws.AWS_ARGUMENT_SPEC)
     options.update(validate_certs=True, region=sandbox.region, endpoint_url=env["AWS_ENDPOINT_URL"],
                    access_key=env["AWS_ACCESS_KEY_ID"], secret_key=env["AWS_SECRET_ACCESS_KEY"])
     options.update(name=None, state="present", policy_type="managed", path="/", description=None, tags=None, grants=None,
-                   attach_to={"roles": [role]}, purge_attachments=False, allow_wildcard_users=False,
-                   policies=[dict(dict.fromkeys(PER_POLICY_OPTIONS), **entry) for entry in policies])
+                   attach_to=None, purge_attachments=False, allow_wildcard_users=False, policies=None)
+    options.update(params)
     _aws.clear_session_cache()
     calls = collections.Counter()
     _aws.aws_session(options).events.register("before-call", lambda model, **_: calls.update([model.name]))
     result = sync_policies(options, check, lambda _msg: None)
-    return result, calls
+    return result, dict(calls)
 
 
 def test_twenty_policies_in_one_call_check_create_rerun_and_remove_one(env):
@@ -160,3 +167,42 @@ def test_bulk_results_match_the_single_form(env):
     keys = ("changed", "policies", "resource_arns")
     assert item["name"] == BULK + "same" and {key: item[key] for key in keys} == {key: single[key] for key in keys}
     assert sorted(both["diff"]["after"]) == sorted(single["diff"]["after"]) == [BULK + "same"]
+
+
+# The single form's AWS operations before it became a one-entry call (counted on that code with the same runs): two
+# iam:GetPolicy probes (NAME, NAME-1) where it now lists the policies under its path once, a second GetCallerIdentity for a
+# '*' target, and a list of every policy (besides the probes) for an absent policy.
+SINGLE_BEFORE = {
+    "check-create": dict(DescribeDBInstances=1, DescribeDBClusters=1, GetCallerIdentity=1, ListAttachedRolePolicies=1, GetPolicy=2),
+    "create": dict(DescribeDBInstances=1, DescribeDBClusters=1, GetCallerIdentity=1, ListAttachedRolePolicies=1, GetPolicy=2,
+                   CreatePolicy=1, AttachRolePolicy=1),
+    "rerun": dict(DescribeDBInstances=1, DescribeDBClusters=1, GetCallerIdentity=1, ListAttachedRolePolicies=1, GetPolicy=2,
+                  GetPolicyVersion=1),
+    "tags": dict(DescribeDBInstances=1, DescribeDBClusters=1, GetCallerIdentity=1, ListAttachedRolePolicies=1, GetPolicy=2,
+                 GetPolicyVersion=1, TagPolicy=1),
+    "absent": dict(GetCallerIdentity=1, ListAttachedRolePolicies=1, GetPolicy=2, GetPolicyVersion=1, DetachRolePolicy=1,
+                   ListPolicyVersions=1, DeletePolicy=1),
+    "absent-again": dict(GetCallerIdentity=1, ListAttachedRolePolicies=1, GetPolicy=2, ListPolicies=1),
+    "wildcard": dict(GetCallerIdentity=2, ListAttachedRolePolicies=1, GetPolicy=2),
+}
+
+
+def test_the_single_form_costs_no_more_aws_calls_than_before_and_reads_as_one_entry(env):
+    role, name = PREFIX + "bulk-single-role", BULK + "single"
+    create_role(env, role)
+    grants = [{"db_users": ["fleet_bulk_single"], "targets": TARGETS}]
+    runs = [("check-create", True, {}), ("create", False, {}), ("rerun", False, {}), ("tags", False, {"tags": {"team": "a"}}),
+            ("absent", False, {"state": "absent", "grants": None}), ("absent-again", False, {"state": "absent", "grants": None}),
+            ("wildcard", True, {"grants": [{"db_users": ["fleet_bulk_single"], "targets": ["*"]}]})]
+    for label, check, args in runs:
+        result, calls = counted(env, check, **dict(dict(name=name, grants=grants, attach_to={"roles": [role]}), **args))
+        assert sorted(result) == ["changed", "diff", "policies", "resource_arns"], label
+        assert calls.get("GetCallerIdentity") == 1 and calls.get("ListPolicies") == 1, (label, calls)
+        if "tags" in args:  # tags need iam:GetPolicy, so this run costs what it did
+            assert calls == dict(SINGLE_BEFORE[label], GetPolicy=1, ListPolicies=1), (label, calls)
+        else:
+            assert "GetPolicy" not in calls and sum(calls.values()) < sum(SINGLE_BEFORE[label].values()), (label, calls)
+        if check:  # one way of reading, whatever the form
+            entry = dict(dict.fromkeys(PER_POLICY_OPTIONS), name=name, **args)
+            _bulk_result, bulk_calls = counted(env, True, attach_to={"roles": [role]}, grants=grants, policies=[entry])
+            assert calls == bulk_calls, (label, calls, bulk_calls)

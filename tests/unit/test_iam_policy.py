@@ -130,3 +130,33 @@ def test_only_documents_this_module_writes_count_as_its_own():
     mixed = dict(ours, Statement=ours["Statement"] + s3["Statement"])
     for doc in (s3, hand_written, mixed, {"Version": "2012-10-17", "Statement": []}, "not json"):
         assert not docs.is_connect_document(doc)
+
+
+def connect_doc(users):
+    arns = [docs.connect_arn("aws", "us-east-1", "123456789012", "db-ABC", user) for user in users]
+    return docs.build_documents([arns], docs.SIZE_LIMITS["managed"])
+
+
+def test_part_numbers_are_the_ones_part_names_writes():
+    assert [docs.part_number("app", name) for name in ("app-1", "app-12", "app-01", "app-", "app-x", "app", "apps-1")] == [
+        1, 12, None, None, None, None, None]
+
+
+def test_a_tagged_part_is_a_part_and_a_lookalike_is_not():
+    tagged = ({docs.PART_TAG: "app"}, connect_doc(["a"])[0])
+    other = ({docs.PART_TAG: "apps"}, connect_doc(["b"])[0])
+    assert docs.own_parts("app", {"app-1": tagged, "app-2": other, "app-3": ({}, connect_doc(["c"])[0])}) == {"app-1"}
+    s3 = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+    assert docs.own_parts("app", {"app-1": ({docs.PART_TAG: "app"}, s3)}) == set()
+
+
+def test_untagged_parts_count_only_as_a_run_too_large_for_one_policy():
+    split = connect_doc([f"user_{number:03d}" for number in range(150)])
+    assert len(split) >= 2
+    legacy = {f"app-{number}": ({}, doc) for number, doc in enumerate(split, 1)}
+    assert docs.own_parts("app", legacy) == set(legacy)
+    small = {"app-1": ({}, connect_doc(["u1"])[0]), "app-2": ({}, connect_doc(["u2"])[0])}
+    assert docs.own_parts("app", small) == set()  # one policy per database user app-1, app-2: not parts
+    assert docs.own_parts("app", {"app-2": legacy["app-2"]}) == set()  # not a run from 1
+    half_tagged = dict(legacy, **{"app-1": ({docs.PART_TAG: "app"}, split[0])})
+    assert docs.own_parts("app", half_tagged) == set(legacy)  # a run interrupted while tagging

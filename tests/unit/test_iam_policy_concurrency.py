@@ -11,7 +11,8 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _iam_policy as docs
-from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy_store as store, _iam_policy_sync as sync
+from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy_reads as reads, _iam_policy_store as store
+from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy_sync as sync
 from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AwsCallError
 
 ACCOUNT = "123456789012"
@@ -37,7 +38,7 @@ def params(**options):
 @pytest.fixture
 def iam(monkeypatch):
     monkeypatch.setattr(store, "_RETRY_BACKOFF", 0)
-    monkeypatch.setattr(sync, "caller_account", lambda _options: ("aws", ACCOUNT))
+    monkeypatch.setattr(reads, "caller_account", lambda _options: ("aws", ACCOUNT))
     client = botocore.session.get_session().create_client("iam", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
     with Stubber(client) as stubber:
         yield client, stubber
@@ -47,10 +48,9 @@ def iam(monkeypatch):
 def planned(client, stubber, check_mode=False, **options):
     """A run that read IAM while the policy did not exist (its plan queues the create)."""
     stubber.add_response("list_attached_role_policies", {"AttachedPolicies": []}, {"RoleName": ROLE, "PathPrefix": "/"})
-    stubber.add_client_error("get_policy", "NoSuchEntity", "not found", expected_params={"PolicyArn": ARN})
-    stubber.add_client_error("get_policy", "NoSuchEntity", "not found", expected_params={"PolicyArn": ARN + "-1"})
+    stubber.add_response("list_policies", {"Policies": []}, {"Scope": "Local", "PathPrefix": "/", "MaxItems": 1000})
     run_params = params(**options)
-    run = sync.PolicySync(run_params, check_mode, lambda _msg: None, sync.IamReads(run_params, client, "/"))
+    run = sync.PolicySync(run_params, check_mode, lambda _msg: None, reads.IamReads(run_params, client, "/"))
     run.plan([document("alice")])
     return run
 
@@ -172,17 +172,16 @@ def test_check_mode_plans_the_create_and_writes_nothing(iam):
 def test_a_detach_another_run_made_first_is_no_change(iam):
     client, stubber = iam
     stubber.add_response("list_attached_role_policies", {"AttachedPolicies": []}, {"RoleName": ROLE, "PathPrefix": "/"})
-    stubber.add_response("get_policy", {"Policy": {"PolicyName": NAME, "Arn": ARN, "DefaultVersionId": "v1", "AttachmentCount": 1}},
-                         {"PolicyArn": ARN})
+    stubber.add_response("list_policies", {"Policies": [{"PolicyName": NAME, "Arn": ARN, "Path": "/", "DefaultVersionId": "v1",
+                                                         "AttachmentCount": 1}]}, {"Scope": "Local", "PathPrefix": "/", "MaxItems": 1000})
     stubber.add_response("get_policy_version", {"PolicyVersion": {"Document": docs.serialise(document("alice")), "VersionId": "v1"}},
                          {"PolicyArn": ARN, "VersionId": "v1"})
     stubber.add_response("list_entities_for_policy", {"PolicyRoles": [], "PolicyUsers": [{"UserName": "old"}], "PolicyGroups": []},
                          {"PolicyArn": ARN})
-    stubber.add_client_error("get_policy", "NoSuchEntity", "not found", expected_params={"PolicyArn": ARN + "-1"})
     stubber.add_response("attach_role_policy", {}, {"PolicyArn": ARN, "RoleName": ROLE})
     stubber.add_client_error("detach_user_policy", "NoSuchEntity", "not attached", expected_params={"PolicyArn": ARN, "UserName": "old"})
     run_params = params(purge_attachments=True)
-    run = sync.PolicySync(run_params, False, lambda _msg: None, sync.IamReads(run_params, client, "/"))
+    run = sync.PolicySync(run_params, False, lambda _msg: None, reads.IamReads(run_params, client, "/"))
     run.plan([document("alice")])
     run.apply()
     assert run.result()["changed"] is True  # the attach is this run's; the detach was the other run's and is no error
@@ -194,7 +193,7 @@ def test_a_run_whose_only_write_another_run_made_first_reports_no_change(iam):
                          {"RoleName": ROLE, "PolicyName": NAME})
     stubber.add_client_error("delete_role_policy", "NoSuchEntity", "gone", expected_params={"RoleName": ROLE, "PolicyName": NAME})
     run_params = params(state="absent", policy_type="inline", grants=None)
-    run = sync.PolicySync(run_params, False, lambda _msg: None, sync.IamReads(run_params, client, "/"))
+    run = sync.PolicySync(run_params, False, lambda _msg: None, reads.IamReads(run_params, client, "/"))
     run.plan([])
     assert run.changed is True  # planned: the policy was there when this run read it
     run.apply()
