@@ -10,9 +10,7 @@ import pytest
 
 from iam_login import admin_connection, assume_role, delete_role, engine_of, login_error, mint_token, role_with_policy
 from iam_login import assert_login, enable_iam_auth
-
-FLEET = ("sbx-postgres", "sbx-aurora-pg", "sbx-mariadb", "sbx-mysql")
-GRANTS = {"postgres": {"roles": ["pg_read_all_data"]}, "mysql": {"privileges": "*.*:SELECT"}}
+from onboard_support import FLEET, GRANTS, playbook_vars
 
 
 @pytest.fixture(scope="module")
@@ -58,25 +56,6 @@ def _drop_everywhere(sandbox, identifier, users):
         conn.close()
 
 
-def _vars(sandbox, person, tmp_path, **extra):
-    report = tmp_path / f"report-{secrets.token_hex(3)}.json"
-    values = {
-        "rdsiam_aws": {"region": sandbox.region, "endpoint_url": sandbox.moto_url},
-        "rdsiam_ca_cert": sandbox.ca_cert,
-        "rdsiam_login_overrides": {t["identifier"]: {"login_host": t["login_host"], "login_port": t["login_port"]}
-                                   for t in sandbox.state["targets"]},
-        "rdsiam_users": person["users"],
-        "rdsiam_grants": GRANTS,
-        "rdsiam_principals": {"roles": [person["role"]]},
-        "rdsiam_targets": {"identifiers": list(FLEET)},
-        "rdsiam_verify_role_arn": person["role_arn"],
-        "rdsiam_verify_retries": 0,
-        "rdsiam_report_path": str(report),
-    }
-    values.update(extra)
-    return values, report
-
-
 def _run(sandbox, playbook_runner, name, values):
     return playbook_runner(f"rdsiam.auth.{name}", extra_vars=values, env=sandbox.aws_env())
 
@@ -102,7 +81,7 @@ def _pg_can_login(sandbox, identifier, user):
 
 
 def test_onboard_proves_every_login_and_a_second_run_changes_nothing(sandbox, person, playbook_runner, tmp_path):
-    values, report = _vars(sandbox, person, tmp_path)
+    values, report = playbook_vars(sandbox, person, tmp_path)
     first = _run(sandbox, playbook_runner, "onboard_user", values)
     assert first.rc == 0, first.stdout[-4000:]
     rows = _rows(report)
@@ -126,7 +105,7 @@ def test_onboard_proves_every_login_and_a_second_run_changes_nothing(sandbox, pe
 
 
 def test_offboard_removes_iam_first_then_the_user_and_onboarding_restores_it(sandbox, person, playbook_runner, tmp_path):
-    values, report = _vars(sandbox, person, tmp_path)
+    values, report = playbook_vars(sandbox, person, tmp_path)
     assert _run(sandbox, playbook_runner, "onboard_user", values).rc == 0
     user = person["users"][0]
     offboard = _run(sandbox, playbook_runner, "offboard_user", values)
@@ -146,7 +125,7 @@ def test_offboard_removes_iam_first_then_the_user_and_onboarding_restores_it(san
 
 
 def test_offboard_lock_keeps_the_user_and_onboarding_unlocks_it(sandbox, person, playbook_runner, tmp_path):
-    values, report = _vars(sandbox, person, tmp_path)
+    values, report = playbook_vars(sandbox, person, tmp_path)
     assert _run(sandbox, playbook_runner, "onboard_user", values).rc == 0
     user = person["users"][1]
     locked = _run(sandbox, playbook_runner, "offboard_user", dict(values, rdsiam_offboard_mode="lock"))
@@ -164,7 +143,7 @@ def test_offboard_lock_keeps_the_user_and_onboarding_unlocks_it(sandbox, person,
 
 
 def test_a_target_that_is_down_fails_alone_and_is_named(sandbox, person, playbook_runner, tmp_path):
-    values, report = _vars(sandbox, person, tmp_path)
+    values, report = playbook_vars(sandbox, person, tmp_path)
     with sandbox.stopped("sbx-mysql"):
         run = _run(sandbox, playbook_runner, "onboard_user", values)
     assert run.rc != 0
@@ -185,7 +164,7 @@ def test_a_target_that_is_down_fails_alone_and_is_named(sandbox, person, playboo
 
 
 def test_bad_input_fails_before_any_target_is_touched(sandbox, person, playbook_runner, tmp_path):
-    values, _report = _vars(sandbox, person, tmp_path, rdsiam_grants={"postgres": {"role": ["x"]}})
+    values, _report = playbook_vars(sandbox, person, tmp_path, rdsiam_grants={"postgres": {"role": ["x"]}})
     run = _run(sandbox, playbook_runner, "onboard_user", values)
     assert run.rc != 0
     assert "grants of the playbook for postgres have unknown keys role" in run.stdout
@@ -197,7 +176,7 @@ def test_bad_input_fails_before_any_target_is_touched(sandbox, person, playbook_
 
 
 def test_no_token_or_password_in_verbose_output(sandbox, person, playbook_runner, tmp_path):
-    values, _report = _vars(sandbox, person, tmp_path, rdsiam_targets={"identifiers": ["sbx-postgres", "sbx-mariadb"]})
+    values, _report = playbook_vars(sandbox, person, tmp_path, rdsiam_targets={"identifiers": ["sbx-postgres", "sbx-mariadb"]})
     run = playbook_runner("rdsiam.auth.onboard_user", extra_vars=values, env=sandbox.aws_env(), verbosity=4)
     assert run.rc == 0, run.stdout[-4000:]
     output = run.stdout + run.stderr
@@ -209,7 +188,7 @@ def test_no_token_or_password_in_verbose_output(sandbox, person, playbook_runner
 def test_abac_policy_lets_the_session_tagged_with_the_user_in(sandbox, person, playbook_runner, tmp_path):
     user = person["users"][0]
     prefix = f"rdsiam-{person['role']}-"
-    values, report = _vars(sandbox, person, tmp_path, rdsiam_users=[user], rdsiam_policy_mode="abac",
+    values, report = playbook_vars(sandbox, person, tmp_path, rdsiam_users=[user], rdsiam_policy_mode="abac",
                            rdsiam_policy_prefix=prefix, rdsiam_verify_session_tags={"db_user": user},
                            rdsiam_targets={"identifiers": ["sbx-postgres", "sbx-mariadb"]})
     iam = sandbox.moto().client("iam")

@@ -15,9 +15,8 @@ import pytest
 from db_user_support import my_all_accounts, pg_all_roles
 from iam_login import assert_login, assume_role, delete_role, drop_db_user, enable_iam_auth, engine_of, mint_token
 from iam_login import role_with_policy
+from onboard_support import FLEET, GRANTS, playbook_vars
 
-FLEET = ("sbx-postgres", "sbx-aurora-pg", "sbx-mariadb", "sbx-mysql")
-GRANTS = {"postgres": {"roles": ["pg_read_all_data"]}, "mysql": {"privileges": "*.*:SELECT"}}
 PREFIX = "rdsiam-"
 
 
@@ -70,25 +69,6 @@ def expected_policy_name(user):
     kept = "".join(char if char.isascii() and (char.isalnum() or char in "_+=,.@-") else "'" for char in user)
     kept = "-".join(part for part in kept.split("'") if part)
     return f"{PREFIX}{kept}--{hashlib.sha256(user.encode()).hexdigest()[:8]}"
-
-
-def _vars(sandbox, person, tmp_path, **extra):
-    report = tmp_path / f"report-{secrets.token_hex(3)}.json"
-    values = {
-        "rdsiam_aws": {"region": sandbox.region, "endpoint_url": sandbox.moto_url},
-        "rdsiam_ca_cert": sandbox.ca_cert,
-        "rdsiam_login_overrides": {t["identifier"]: {"login_host": t["login_host"], "login_port": t["login_port"]}
-                                   for t in sandbox.state["targets"]},
-        "rdsiam_users": person["users"],
-        "rdsiam_grants": GRANTS,
-        "rdsiam_principals": {"roles": [person["role"]]},
-        "rdsiam_targets": {"identifiers": list(FLEET)},
-        "rdsiam_verify_role_arn": person["role_arn"],
-        "rdsiam_verify_retries": 0,
-        "rdsiam_report_path": str(report),
-    }
-    values.update(extra)
-    return values, report
 
 
 def _run(sandbox, playbook_runner, name, values, check=False):
@@ -148,7 +128,7 @@ def test_bad_input_stops_the_run_before_anything_changes(sandbox, person, playbo
             {"rdsiam_users": [f"pb ann {person['suffix']}"]},
             ["contains whitespace or a control character, which no IAM token can name"]),
     }[case]
-    values, report = _vars(sandbox, person, tmp_path, **extra)
+    values, report = playbook_vars(sandbox, person, tmp_path, **extra)
     before = _state(sandbox, person)
     run = _run(sandbox, playbook_runner, "onboard_user", values)
     assert run.rc != 0
@@ -163,7 +143,7 @@ def test_bad_input_stops_the_run_before_anything_changes(sandbox, person, playbo
 def test_names_iam_cannot_hold_are_onboarded_proven_and_offboarded(sandbox, person, playbook_runner, tmp_path, names):
     users = [f"{names[0]}_{person['suffix']}", f"{names[1]}_{person['suffix']}"]
     person["users"] = users
-    values, report = _vars(sandbox, person, tmp_path)
+    values, report = playbook_vars(sandbox, person, tmp_path)
     run = _run(sandbox, playbook_runner, "onboard_user", values)
     assert run.rc == 0, run.stdout[-4000:]
     policies = {user: expected_policy_name(user) for user in users}
@@ -195,7 +175,7 @@ def test_names_iam_cannot_hold_are_onboarded_proven_and_offboarded(sandbox, pers
 
 
 def test_check_mode_completes_with_the_table_and_changes_nothing(sandbox, person, playbook_runner, tmp_path):
-    values, report = _vars(sandbox, person, tmp_path)
+    values, report = playbook_vars(sandbox, person, tmp_path)
     before = _state(sandbox, person)
     check = _run(sandbox, playbook_runner, "onboard_user", values, check=True)
     assert check.rc == 0, check.stdout[-4000:]
@@ -226,7 +206,7 @@ def test_check_mode_completes_with_the_table_and_changes_nothing(sandbox, person
 def test_a_failure_after_changes_began_still_ends_with_the_table(sandbox, person, playbook_runner, tmp_path):
     """The person's role exists when the run checks its input and is deleted once the users exist: the policies cannot
     be attached, after every target changed."""
-    values, report = _vars(sandbox, person, tmp_path)
+    values, report = playbook_vars(sandbox, person, tmp_path)
     user = person["users"][0]
     stop = threading.Event()
 
@@ -262,7 +242,7 @@ def test_a_target_whose_server_refuses_the_grants_is_left_as_it_was(sandbox, per
     """A role only the server can say is missing: the PostgreSQL targets refuse before writing, flag included, while
     the others are onboarded; the table says which is which."""
     missing = f"pb_no_such_role_{person['suffix']}"
-    values, report = _vars(sandbox, person, tmp_path, rdsiam_grants=dict(GRANTS, postgres={"roles": [missing]}))
+    values, report = playbook_vars(sandbox, person, tmp_path, rdsiam_grants=dict(GRANTS, postgres={"roles": [missing]}))
     before = _state(sandbox, person)
     run = _run(sandbox, playbook_runner, "onboard_user", values)
     assert run.rc != 0
