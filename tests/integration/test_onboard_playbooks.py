@@ -189,8 +189,8 @@ def test_abac_policy_lets_the_session_tagged_with_the_user_in(sandbox, person, p
     user = person["users"][0]
     prefix = f"rdsiam-{person['role']}-"
     values, report = playbook_vars(sandbox, person, tmp_path, rdsiam_users=[user], rdsiam_policy_mode="abac",
-                           rdsiam_policy_prefix=prefix, rdsiam_verify_session_tags={"db_user": user},
-                           rdsiam_targets={"identifiers": ["sbx-postgres", "sbx-mariadb"]})
+                                   rdsiam_policy_prefix=prefix, rdsiam_verify_session_tags={"db_user": user},
+                                   rdsiam_targets={"identifiers": ["sbx-postgres", "sbx-mariadb"]})
     iam = sandbox.moto().client("iam")
     policy_arn = f"arn:aws:iam::{sandbox.state['operator']['account_id']}:policy/{prefix}abac"
     try:
