@@ -8,7 +8,7 @@ from __future__ import annotations
 #
 # Resolving the targets of rds_iam_policy grants to the resource ids IAM needs. An ARN of
 # rds-db:connect names the DbiResourceId / DbClusterResourceId / proxy id, never the identifier
-# the user typed (seed 004). One describe per kind and region, whatever the number of targets;
+# the user typed. One describe per kind and region, whatever the number of targets;
 # every unknown target is reported at once, before anything is written.
 
 from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AwsCallError, aws_client, aws_error_message

@@ -34,7 +34,7 @@ PARAMETER_TABLE = {
     'postgres': {
         'rds.force_ssl': ('dynamic', ('0', '1')),
         'log_connections': ('dynamic', ('0', '1')),
-        # Static: only rds_password members may change passwords after the reboot (seed 001).
+        # Static: only rds_password members may change passwords after the reboot.
         'rds.restrict_password_commands': ('static', ('0', '1')),
     },
     'mysql': {'require_secure_transport': ('dynamic', ('0', '1'))},

@@ -141,7 +141,7 @@ def test_no_credentials_fails_the_task_naming_the_sources(sandbox, tmp_path, pla
     assert "no AWS credentials found: tried the access_key/secret_key options" in message and "iam-role" in message
 
 
-# ---- acceptance: a token from the lookup logs in with verify-full TLS ----
+# ---- a token from the lookup logs in with verify-full TLS ----
 
 @pytest.mark.parametrize("identifier", ["sbx-postgres", "sbx-mariadb"])
 def test_token_from_the_lookup_logs_in_with_verify_full(sandbox, tmp_path, playbook_runner, identifier):

@@ -108,7 +108,7 @@ def local_policy_names(sandbox, prefix):
     return sorted(p["PolicyName"] for page in pages for p in page["Policies"] if p["PolicyName"].startswith(prefix))
 
 
-# --- acceptance --------------------------------------------------------------------------------
+# --- end to end ---------------------------------------------------------------------------------
 
 def test_three_kinds_resolve_to_the_resource_ids_moto_reports_and_rerun_changes_nothing(env, proxy):
     role = PREFIX + "three-kinds"

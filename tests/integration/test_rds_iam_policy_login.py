@@ -1,4 +1,4 @@
-"""Issue 5 acceptance, end to end: what rds_iam_policy writes lets exactly the granted logins into the sandbox's databases.
+"""End to end: what rds_iam_policy writes lets exactly the granted logins into the sandbox's databases.
 
 Tokens are minted by botocore (iam_login.mint_token) with the credentials of a session on the
 role the module attached its policy to; the sandbox's verifier evaluates that role's policies.

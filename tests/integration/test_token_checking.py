@@ -1,4 +1,4 @@
-"""Issue 3 acceptance, refusals: the sandbox's databases accept exactly the IAM tokens RDS would.
+"""Refusals: the sandbox's databases accept exactly the IAM tokens RDS would.
 
 Every case logs in through the real server (PostgreSQL via PAM, MariaDB via its
 AWSAuthenticationPlugin), both of which ask the one verifier on the moto server; each refusal
@@ -54,10 +54,10 @@ def principals(db_users):
         "bob-only": iam_user_with_policy(sandbox, "tc-bob-only", allow_connect(*arns(BOB))),
         "denied": iam_user_with_policy(sandbox, "tc-denied", [allow_connect("*"), allow_connect(*arns(ALICE), effect="Deny")],
                                        policy_name="deny-alice"),
-        # seed 000: one policy for everyone, the user part is the IAM user's own name
+        # one policy for everyone, the user part is the IAM user's own name
         "username": iam_user_with_policy(sandbox, CAROL, allow_connect("arn:aws:rds-db:*:*:dbuser:*/${aws:username}")),
     }
-    # seed 001: one role, the session tag says which database user the session may be
+    # one role, the session tag says which database user the session may be
     abac_role = role_with_policy(sandbox, "tc-abac", allow_connect(
         *[f"arn:aws:rds-db:{sandbox.region}:{sandbox.state['operator']['account_id']}:dbuser:{sandbox.target(t)['resource_id']}"
           "/${aws:PrincipalTag/userName}" for t in TARGETS]))

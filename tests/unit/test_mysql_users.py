@@ -3,12 +3,8 @@ import pytest
 
 from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import UserSyncError, desired_users
 from ansible_collections.rdsiam.auth.plugins.module_utils._mysql_privileges import ALL, GLOBAL, GRANT_OPTION, SCHEMA_ALL, Level
-from ansible_collections.rdsiam.auth.plugins.module_utils._mysql_users import (
-    check_names,
-    names_to_terminate,
-    plan_mysql_user_changes,
-    read_state,
-)
+from ansible_collections.rdsiam.auth.plugins.module_utils._mysql_user_state import names_to_terminate, read_state
+from ansible_collections.rdsiam.auth.plugins.module_utils._mysql_users import check_names, plan_mysql_user_changes
 
 IAM = "AWSAuthenticationPlugin"
 OPTIONS = {"grant_mode": "append", "convert_password_users": False, "terminate_sessions": False}
