@@ -11,8 +11,9 @@ from __future__ import annotations
 # number of queries over the grant tables and information_schema (not one SHOW GRANTS per user), so the
 # cost does not grow with the number of users; _mysql_users plans from what is read here.
 
+from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import UserSyncError
 from ansible_collections.rdsiam.auth.plugins.module_utils._identifiers import unescape_mysql_db_pattern
-from ansible_collections.rdsiam.auth.plugins.module_utils._mysql_privileges import GLOBAL, Level, parse_privileges
+from ansible_collections.rdsiam.auth.plugins.module_utils._mysql_privileges import GLOBAL, GRANT_OPTION, Level, parse_privileges
 
 DEFAULT_HOST = '%'
 

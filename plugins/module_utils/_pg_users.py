@@ -234,7 +234,7 @@ def _plan_absent(plan, user, current, admin, roles, options, result, server):
     result['dropped'] = True
 
 
-def check_no_lockout(users, admin, roles, server, membership_changes):
+def check_no_lockout(users, admin, server, membership_changes):
     """Problems for every login the planned memberships would force onto IAM authentication by inheritance.
 
     membership_changes: (verb, role, member) with verb grant, revoke or drop (member None for drop). The
@@ -258,7 +258,7 @@ def check_no_lockout(users, admin, roles, server, membership_changes):
                             'its password would stop working. Revoke that membership first (REVOKE %s FROM %s) or choose '
                             'another user'
                             % (ascii(name), format_chain(chain), quote_pg_ident(chain[1]), quote_pg_ident(name)))
-        elif name not in converted and (name in server.logins or roles.get(name, {}).get('login')):
+        elif name not in converted and name in server.logins:
             others.append((name, chain))
     if others:
         problems.append('the planned grants would put login role(s) %s into rds_iam by inheritance (%s): they could no '
@@ -301,7 +301,7 @@ def plan_pg_user_changes(users, admin, roles, options, server=None):
         plan.users.append(result)
         plan.before[user['name']] = _view(current)
         plan.after[user['name']] = _expected_view(user, current, options)
-    problems = check_no_lockout(users, admin, roles, server, membership_changes)
+    problems = check_no_lockout(users, admin, server, membership_changes)
     if problems:
         raise UserSyncError('; '.join(problems) + '. Nothing was changed.')
     for oid in terminate:

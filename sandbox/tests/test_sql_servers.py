@@ -52,6 +52,27 @@ def owned_by(server, role):
         conn.close()
 
 
+def borrow_reassign_and_drop(master, name, grant, inspect=None):
+    """In one transaction as the master: grant (itself the role), REASSIGN OWNED, DROP OWNED, DROP ROLE, commit.
+
+    inspect (statement, params) runs right after the grant; its rows are returned.
+    """
+    rows = None
+    master.autocommit = False
+    try:
+        query(master, grant)
+        if inspect:
+            rows = query(master, *inspect)
+        query(master, sql.SQL("REASSIGN OWNED BY {} TO postgres").format(name))
+        query(master, sql.SQL("DROP OWNED BY {}").format(name))
+        query(master, sql.SQL("DROP ROLE {}").format(name))
+        master.commit()
+    finally:
+        master.rollback()
+        master.autocommit = True
+    return rows
+
+
 @pytest.fixture(params=PG_MAJORS, ids=lambda major: f"pg{major}")
 def server(request, pg_majors):
     return pg_majors.get(request.param)
@@ -159,16 +180,7 @@ def test_master_grants_itself_a_role_it_created_then_reassigns_and_drops_it(serv
     name = sql.Identifier(role)
     query(master, sql.SQL("CREATE ROLE {} LOGIN").format(name))
     give_objects(server, role)
-    master.autocommit = False
-    try:
-        query(master, sql.SQL("GRANT {} TO postgres").format(name))
-        query(master, sql.SQL("REASSIGN OWNED BY {} TO postgres").format(name))
-        query(master, sql.SQL("DROP OWNED BY {}").format(name))
-        query(master, sql.SQL("DROP ROLE {}").format(name))
-        master.commit()
-    finally:
-        master.rollback()
-        master.autocommit = True
+    borrow_reassign_and_drop(master, name, sql.SQL("GRANT {} TO postgres").format(name))
     assert one(master, "SELECT count(*) FROM pg_roles WHERE rolname = %s", (role,)) == 0
     assert one(master, "SELECT count(*) FROM pg_class WHERE relname = %s AND relowner = 'postgres'::regrole", (role,)) == 1
 
@@ -180,19 +192,11 @@ def test_inherit_without_set_is_enough_to_reassign_on_16_and_later(server, maste
     query(master, sql.SQL("CREATE ROLE {} LOGIN").format(name))
     query(master, sql.SQL("GRANT rds_iam TO {}").format(name))
     give_objects(server, role)
-    master.autocommit = False
-    try:
-        query(master, sql.SQL("GRANT {} TO postgres WITH INHERIT TRUE, SET FALSE").format(name))
-        rows = query(master, "SELECT pg_get_userbyid(grantor), admin_option, inherit_option, set_option FROM pg_auth_members "
-                             "WHERE roleid = %s::regrole AND member = 'postgres'::regrole ORDER BY 1", (role,))
-        assert rows == [("postgres", False, True, False), ("rdsadmin", True, False, False)]
-        query(master, sql.SQL("REASSIGN OWNED BY {} TO postgres").format(name))
-        query(master, sql.SQL("DROP OWNED BY {}").format(name))
-        query(master, sql.SQL("DROP ROLE {}").format(name))
-        master.commit()
-    finally:
-        master.rollback()
-        master.autocommit = True
+    rows = borrow_reassign_and_drop(
+        master, name, sql.SQL("GRANT {} TO postgres WITH INHERIT TRUE, SET FALSE").format(name),
+        ("SELECT pg_get_userbyid(grantor), admin_option, inherit_option, set_option FROM pg_auth_members "
+         "WHERE roleid = %s::regrole AND member = 'postgres'::regrole ORDER BY 1", (role,)))
+    assert rows == [("postgres", False, True, False), ("rdsadmin", True, False, False)]
     assert one(master, "SELECT count(*) FROM pg_roles WHERE rolname = %s", (role,)) == 0
 
 

@@ -3,6 +3,8 @@ import secrets
 
 import pytest
 
+from iam_login import enable_iam_auth
+from onboard_support import FLEET
 from rdsiam_harness import run_module, run_playbook
 from sandbox import lifecycle
 
@@ -52,3 +54,12 @@ def playbook_runner(tmp_path):
         return run_playbook(playbook, tmp_path, **kwargs)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def fleet_flags(sandbox):
+    """The playbook tests turn IAM auth on across the fleet: the flags go back as the file found them after its last test."""
+    restore = [enable_iam_auth(sandbox, identifier, False) for identifier in FLEET]
+    yield
+    for undo in restore:
+        undo()

@@ -9,17 +9,8 @@ import secrets
 import pytest
 
 from iam_login import admin_connection, assume_role, delete_role, engine_of, login_error, mint_token, role_with_policy
-from iam_login import assert_login, enable_iam_auth
+from iam_login import assert_login
 from onboard_support import FLEET, GRANTS, playbook_vars
-
-
-@pytest.fixture(scope="module")
-def fleet_flags(sandbox):
-    """The playbook turns IAM auth on across the fleet; turn it back off for the test files that follow."""
-    restore = [enable_iam_auth(sandbox, identifier, False) for identifier in FLEET]
-    yield
-    for undo in restore:
-        undo()
 
 
 @pytest.fixture

@@ -20,15 +20,6 @@ from onboard_support import FLEET, GRANTS, playbook_vars
 PREFIX = "rdsiam-"
 
 
-@pytest.fixture(scope="module")
-def fleet_flags(sandbox):
-    """The IAM flags of the fleet as the tests before found them, put back after the last test here."""
-    restore = [enable_iam_auth(sandbox, identifier, False) for identifier in FLEET]
-    yield
-    for undo in restore:
-        undo()
-
-
 @pytest.fixture
 def person(sandbox, fleet_flags):  # pylint: disable=unused-argument
     """A fresh IAM role (the person) and two database users of their own, on a fleet with IAM auth off (so that turning it

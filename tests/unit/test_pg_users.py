@@ -304,7 +304,7 @@ def test_granting_a_role_that_already_holds_rds_iam_is_checked_the_same_way():
     # lead gets iam_team, which holds rds_iam: even without rds_iam itself in the plan, the master would inherit it.
     server = pg16(("rds_iam", "iam_team", True), ("lead", ADMIN, True), logins=(ADMIN, "lead"))
     roles = catalog(iam_team=role(member_of=["rds_iam"]), lead=role(login=True))
-    problems = check_no_lockout([{"name": "lead", "state": "present"}], ADMIN, roles, server, [("grant", "iam_team", "lead")])
+    problems = check_no_lockout([{"name": "lead", "state": "present"}], ADMIN, server, [("grant", "iam_team", "lead")])
     assert len(problems) == 1 and "postgres \u2192 lead \u2192 iam_team \u2192 rds_iam" in problems[0]
     with pytest.raises(UserSyncError, match="postgres \u2192 lead \u2192 "):
         plan_on(server, [{"name": "lead", "roles": ["iam_team"]}], roles, convert_password_users=True)
