@@ -14,7 +14,7 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.rdsiam.auth.plugins.module_utils._common import DB_USER_NAME_LIMITS, RdsIamError, db_user_name_length
+from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
 from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import ENGINES as DB_USER_ENGINES
 from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy import db_user_problems
 from ansible_collections.rdsiam.auth.plugins.module_utils._identifiers import (
@@ -115,11 +115,7 @@ def _iam_problems(name):
     """Why database user name cannot be onboarded with IAM whatever the engine (empty list when it can)."""
     if '${' in name:
         return ["db user '%s' contains '${', which IAM reads as a policy variable: the policy would name other users" % name]
-    problems = db_user_problems(name)
-    if not problems and all(db_user_name_length(name, engine)[0] > DB_USER_NAME_LIMITS[engine][0] for engine in ENGINES):
-        problems.append("db user '%s' is longer than any engine keeps (%s): use a shorter name"
-                        % (name, ', '.join('%s %d %s' % ((engine,) + DB_USER_NAME_LIMITS[engine]) for engine in ENGINES)))
-    return problems
+    return db_user_problems(name)
 
 
 def _engine_problems(spec, engine):
@@ -158,7 +154,7 @@ def check_users(users, grants=None, targets=None):
     problems = [problem for name in names for problem in _iam_problems(name)]
     where = {}
     for target in targets or []:
-        where.setdefault(target.get('engine'), []).append(target.get('identifier') or '?')
+        where.setdefault(target.get('dialect'), []).append(target.get('identifier') or '?')
     for engine in [engine for engine in ENGINES if engine in where]:
         label = '%s (%s)' % (engine, ', '.join(sorted(where[engine])))
         for spec in db_user_specs(users, engine, grants):

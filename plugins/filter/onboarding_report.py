@@ -116,7 +116,7 @@ def target_report(target, users, steps=None, mode='per_user', prefix='rdsiam-', 
             name_of_policy = policy_name(name, prefix)
         row = {
             'target': target.get('identifier', '?'),
-            'engine': target.get('engine_family') or target.get('engine', '?'),
+            'engine': target.get('engine') or '?',
             'iam_auth': _iam_auth(target, steps.get('iam_auth'), check_mode),
             'user': name,
             'policy': _policy_cell(steps.get('policy'), name_of_policy, policy_state, check_mode),
@@ -134,7 +134,7 @@ def target_report(target, users, steps=None, mode='per_user', prefix='rdsiam-', 
 def unreported_row(target):
     """The row of a target whose host stopped before it could report (an unexpected error, shown in the task output)."""
     target = target if isinstance(target, dict) else {'identifier': str(target)}
-    return {'target': target.get('identifier', '?'), 'engine': target.get('engine_family') or target.get('engine', '?'),
+    return {'target': target.get('identifier', '?'), 'engine': target.get('engine') or '?',
             'iam_auth': 'on' if target.get('iam_auth_enabled') else 'off', 'user': '-', 'policy': '-', 'login': 'not checked',
             'changed': 'FAILED at an unexpected step', 'failed': True, 'step': 'an unexpected step',
             'error': 'the host stopped before reporting; see its failed task above'}

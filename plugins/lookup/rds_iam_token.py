@@ -191,6 +191,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.rdsiam.auth.plugins.module_utils import _token
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
+from ansible_collections.rdsiam.auth.plugins.module_utils._identifiers import IdentifierError, check_db_user_name
 
 display = Display()
 
@@ -263,8 +264,11 @@ class LookupModule(LookupBase):
         endpoint = endpoint or self.get_option('endpoint')
         port = port if port is not None else self.get_option('port')
         engine = self.get_option('engine') or ('postgres' if port == 5432 else None)
-        problems = [problem for problem in (_token.endpoint_problem(endpoint), _token.port_problem(port),
-                                            _token.db_user_problem(user, engine)) if problem]
+        problems = [problem for problem in (_token.endpoint_problem(endpoint), _token.port_problem(port)) if problem]
+        try:
+            check_db_user_name(user, engine, 'db_user')
+        except IdentifierError as exc:
+            problems.append(str(exc))
         if problems:
             raise AnsibleLookupError('rds_iam_token: %s' % '; '.join(problems))
         return user, endpoint, port

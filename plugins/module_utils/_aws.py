@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import re
 import time
 from urllib.parse import urlparse
@@ -90,7 +91,7 @@ class AwsOptionsError(RdsIamError):
 
 
 class AwsCallError(RdsIamError):
-    """An AWS API call failed."""
+    """An AWS API call failed; code is AWS's error code (None when no answer came back), operation the API called."""
 
 
 class NoCredentialsError(AwsOptionsError):
@@ -327,12 +328,8 @@ def _fresh(expiration):
 
 
 def _call_assume_role(base_session, options, params):
-    exceptions = _botocore('exceptions')
-    try:
-        sts = aws_client(options, 'sts', session=base_session)
-        return sts.assume_role(**params)['Credentials']
-    except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
-        raise AwsCallError(aws_error_message(exc, 'sts:AssumeRole', params['RoleArn'])) from None
+    sts = aws_client(options, 'sts', session=base_session)
+    return aws_call(sts, 'assume_role', params['RoleArn'], **params)['Credentials']
 
 
 def tls_verify_setting(options):
@@ -373,3 +370,90 @@ def aws_error_message(exc, operation, subject):
     code = error.get('Code') or type(exc).__name__
     message = error.get('Message') or str(exc)
     return '%s on %s failed: %s: %s' % (operation, subject, code, message)
+
+
+# ---- the one way AWS is called ----
+
+# Extra retries a caller declares (botocore's standard mode already retries throttling and 5xx): attempts in all,
+# and the cap of the first jittered pause in seconds, doubling per attempt.
+_DECLARED_RETRY_ATTEMPTS = 4
+_DECLARED_RETRY_BACKOFF = 0.5
+_ACCESS_DENIED = ('AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation')
+# What to do about an error code, by service (the client's signing name), appended to the message.
+_FIXES = {
+    'iam': {
+        'NoSuchEntity': 'create the principal first or fix its name',
+        'LimitExceeded': 'an IAM quota is reached (managed policies per principal, policy versions or policy size): detach other '
+                         'policies from the principal or ask AWS for a higher quota',
+        'MalformedPolicyDocument': 'IAM refused the document: check the db user names and targets of the grants',
+        'InvalidInput': 'check the name, path, description and tags',
+        'ConcurrentModification': 'another change to this policy was in progress: run again',
+    },
+    'sts': {
+        'AccessDenied': "the role's trust policy must allow the calling identity, and the identity needs sts:AssumeRole on the role",
+    },
+}
+
+
+def is_missing_resource(code):
+    """Whether an AWS error code says the named resource does not exist (IAM, RDS, Secrets Manager spellings)."""
+    return bool(code) and (code == 'NoSuchEntity' or code.endswith(('NotFound', 'NotFoundFault', 'NotFoundException')))
+
+
+def api_name(client, operation):
+    """'rds:DescribeDBInstances' for (an RDS client, 'describe_db_instances'): the name IAM permissions and CloudTrail use."""
+    meta = getattr(client, 'meta', None)
+    mapped = getattr(meta, 'method_to_api_mapping', {}).get(operation) if meta is not None else None
+    prefix = getattr(getattr(meta, 'service_model', None), 'signing_name', None)
+    if not isinstance(mapped, str):
+        mapped = ''.join(part.capitalize() for part in operation.split('_'))
+    return '%s:%s' % (prefix, mapped) if isinstance(prefix, str) else mapped
+
+
+def aws_call(client, operation, subject, result_key=None, missing_ok=False, retry=(), fixes=None, **params):
+    """client.<operation>(**params), the only place the collection catches botocore's errors.
+
+    result_key: go through botocore's paginator and return every page's items under that key, as one list
+    (a tuple of keys: {key: list}).
+    missing_ok: an answer that the resource does not exist (NoSuchEntity, *NotFound*) returns None.
+    retry: AWS error codes this call may meet from a concurrent writer (ConcurrentModification, or NoSuchEntity
+    just after a create); they are retried a few times after jittered pauses.
+    fixes: {error code: what to do}, appended to the message.
+    Any other failure raises AwsCallError naming the operation, the subject, AWS's code and message, and the fix.
+    """
+    exceptions = _botocore('exceptions')
+    for attempt in range(_DECLARED_RETRY_ATTEMPTS):
+        try:
+            if result_key is None:
+                return getattr(client, operation)(**params)
+            return _all_pages(client, operation, result_key, params)
+        except exceptions.ClientError as exc:
+            code = (exc.response.get('Error') or {}).get('Code')
+            if code in retry and attempt + 1 < _DECLARED_RETRY_ATTEMPTS:
+                # Full jitter: two runs that collided once should not collide again on the same beat.
+                time.sleep(random.uniform(0, _DECLARED_RETRY_BACKOFF * 2 ** attempt))
+                continue
+            if missing_ok and is_missing_resource(code):
+                return None
+            raise _call_error(exc, client, operation, subject, code, fixes) from None
+        except exceptions.BotoCoreError as exc:
+            raise _call_error(exc, client, operation, subject, None, fixes) from None
+    return None  # unreachable: the last attempt returns or raises
+
+
+def _all_pages(client, operation, result_key, params):
+    keys = result_key if isinstance(result_key, tuple) else (result_key,)
+    found = {key: [] for key in keys}
+    for page in client.get_paginator(operation).paginate(**params):
+        for key in keys:
+            found[key].extend(page.get(key) or ())
+    return found if isinstance(result_key, tuple) else found[result_key]
+
+
+def _call_error(exc, client, operation, subject, code, fixes):
+    name = api_name(client, operation)
+    fix = (fixes or {}).get(code) or _FIXES.get(name.split(':')[0], {}).get(code)
+    if code in _ACCESS_DENIED and not fix:
+        fix = 'grant the calling identity %s' % name
+    # Not chained by the caller: botocore's exception holds nothing the message lacks.
+    return AwsCallError(aws_error_message(exc, name, subject) + (': ' + fix if fix else ''), code=code, operation=name)

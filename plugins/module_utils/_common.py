@@ -32,7 +32,18 @@ def db_user_name_length(name, engine):
 
 
 class RdsIamError(Exception):
-    """Base of every error the rdsiam.auth helpers raise; str(exc) is ready for fail_json(msg=...)."""
+    """Base of every error the rdsiam.auth helpers raise; str(exc) is ready for fail_json(msg=...).
+
+    code and operation, when set, are AWS's error code and the API operation that returned it; result holds
+    return values worth keeping on failure (the target as it stands, per-user verdicts). The module skeleton
+    passes all three to fail_json.
+    """
+
+    def __init__(self, message, code=None, operation=None, result=None):
+        super().__init__(message)
+        self.code = code
+        self.operation = operation
+        self.result = result or {}
 
 
 class MissingLibraryError(RdsIamError):

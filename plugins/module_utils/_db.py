@@ -17,17 +17,12 @@ import os
 import re
 import socket
 import ssl
+import struct
 
-from ansible_collections.rdsiam.auth.plugins.module_utils._aws import (
-    AwsCallError,
-    aws_client,
-    aws_error_message,
-    region_from_arn,
-    resolve_credentials,
-)
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import aws_call, aws_client, region_from_arn, resolve_credentials
 from ansible_collections.rdsiam.auth.plugins.module_utils._token import TokenTargetError, generate_db_auth_token, signing_region
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError, import_library
-from ansible_collections.rdsiam.auth.plugins.module_utils._rds_targets import ENGINE_DIALECTS
+from ansible_collections.rdsiam.auth.plugins.module_utils._target_dict import dialect
 
 SSL_MODES = ('disable', 'require', 'verify-ca', 'verify-full')
 APPLICATION_NAME = 'rdsiam.auth'
@@ -94,9 +89,9 @@ class DbLogin(collections.namedtuple('DbLogin', _DB_LOGIN_FIELDS)):
     __str__ = __repr__
 
 
-def normalise_engine(engine):
-    """'postgres', 'mysql' or 'mariadb' for an engine name as RDS spells it (aurora-postgresql, aurora-mysql, ...)."""
-    name = ENGINE_DIALECTS.get((engine or '').lower())
+def known_dialect(engine):
+    """dialect(engine), or DbOptionsError naming the engine when it has none."""
+    name = dialect(engine)
     if not name:
         raise DbOptionsError("engine '%s' is not supported: use postgres, mysql or mariadb (or an aurora-* name)" % engine)
     return name
@@ -137,7 +132,7 @@ def resolve_db_login(options, engine, aws_options=None, credentials=None):
     """Turn the DB options into a DbLogin: defaults by engine, and the password from the option, the secret or an IAM token.
     credentials: AWS credentials from iam_signing_credentials(), so a caller minting many tokens resolves them once."""
     check_db_options(options)
-    engine = normalise_engine(engine)
+    engine = known_dialect(engine)
     host = options.get('login_host') or options['endpoint']
     endpoint = options.get('endpoint') or host
     port = options.get('login_port') or DEFAULT_PORTS[engine]
@@ -167,13 +162,9 @@ def _login_credentials(options, endpoint, endpoint_port, aws_options, credential
 
 def read_login_secret(aws_options, secret_id):
     """(username, password) from a Secrets Manager secret shaped like the RDS-managed master secret."""
-    exceptions = import_library('botocore.exceptions', 'botocore', reason='to read login_secret')
     region = aws_options.get('region') or region_from_arn(secret_id)
     client = aws_client(dict(aws_options, region=region), 'secretsmanager')
-    try:
-        response = client.get_secret_value(SecretId=secret_id)
-    except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
-        raise AwsCallError(aws_error_message(exc, 'secretsmanager:GetSecretValue', secret_id)) from exc
+    response = aws_call(client, 'get_secret_value', secret_id, SecretId=secret_id)
     try:
         data = json.loads(response.get('SecretString') or '')
     except ValueError:
@@ -361,3 +352,49 @@ def connect_mysql(login):
 def connect_db(login):
     """Connect with the driver for login.engine."""
     return connect_postgres(login) if login.engine == 'postgres' else connect_mysql(login)
+
+
+# ---- which engine is at the other end ----
+
+def driver_for(options):
+    """'postgres' or 'mysql': the driver for options['engine'] (a dialect or RDS engine name); with engine auto (or none),
+    the server at login_host/endpoint is asked, without sending credentials."""
+    engine = options.get('engine') or 'auto'
+    if engine != 'auto':
+        return known_dialect(engine).replace('mariadb', 'mysql')
+    host = options.get('login_host') or options.get('endpoint')
+    port = options.get('login_port') or options.get('endpoint_port')
+    if not (host and port):
+        raise DbOptionsError('engine auto needs login_host (or endpoint) and login_port (or endpoint_port) to detect the engine: '
+                             'set them, or set engine')
+    return probe_engine_family(host, port, options.get('connect_timeout') or 10)
+
+
+def probe_engine_family(host, port, timeout):
+    """'postgres' or 'mysql' for the server at host:port, from its first reply; sends no credentials.
+
+    A MySQL/MariaDB server greets first; a PostgreSQL server answers an SSLRequest with one byte.
+    """
+    ssl_request = struct.pack('!ii', 8, 80877103)
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(ssl_request)
+            reply = sock.recv(64)
+    except OSError as exc:
+        raise DbOptionsError('engine auto: could not reach %s:%s to detect the database engine (%s): '
+                             'check login_host/login_port, or set engine' % (host, port, exc)) from None
+    return classify_first_reply(reply, host, port)
+
+
+def classify_first_reply(reply, host, port):
+    if reply in (b'S', b'N'):
+        return 'postgres'
+    if len(reply) > 5 and reply[3] == 0 and reply[4] in (9, 10):
+        return 'mysql'
+    raise DbOptionsError('engine auto: the server at %s:%s answered neither like PostgreSQL nor like MySQL/MariaDB: '
+                         'set engine to postgres, mysql or mariadb' % (host, port))
+
+
+def mysql_dialect(server_version):
+    """'mariadb' or 'mysql' from the server's version string (MariaDB says so, e.g. 10.11.9-MariaDB)."""
+    return 'mariadb' if 'mariadb' in (server_version or '').lower() else 'mysql'

@@ -7,12 +7,10 @@ from __future__ import annotations
 # Its names and behaviour may change without notice; do not import it from other collections.
 #
 # What the PostgreSQL and MySQL/MariaDB user planners share: the per-user option set, turning
-# module parameters into a list of desired users, the plan and result shapes, running a plan
-# (or only rendering it in check mode), and telling the server family from its first bytes.
+# module parameters into a list of desired users, the plan and result shapes, and running a plan
+# (or only rendering it in check mode).
 
 import collections
-import socket
-import struct
 
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
 
@@ -127,33 +125,3 @@ def module_result(plan, queries, engine, diff):
     if diff:
         result['diff'] = dict(before=plan.before, after=plan.after)
     return result
-
-
-def probe_engine_family(host, port, timeout):
-    """'postgres' or 'mysql' for the server at host:port, from its first reply; sends no credentials.
-
-    A MySQL/MariaDB server greets first; a PostgreSQL server answers an SSLRequest with one byte.
-    """
-    ssl_request = struct.pack('!ii', 8, 80877103)
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(ssl_request)
-            reply = sock.recv(64)
-    except OSError as exc:
-        raise UserSyncError('engine auto: could not reach %s:%s to detect the database engine (%s): '
-                            'check login_host/login_port, or set engine' % (host, port, exc)) from None
-    return classify_first_reply(reply, host, port)
-
-
-def classify_first_reply(reply, host, port):
-    if reply in (b'S', b'N'):
-        return 'postgres'
-    if len(reply) > 5 and reply[3] == 0 and reply[4] in (9, 10):
-        return 'mysql'
-    raise UserSyncError('engine auto: the server at %s:%s answered neither like PostgreSQL nor like MySQL/MariaDB: '
-                        'set engine to postgres, mysql or mariadb' % (host, port))
-
-
-def mysql_dialect(server_version):
-    """'mariadb' or 'mysql' from the server's version string (MariaDB says so, e.g. 10.11.9-MariaDB)."""
-    return 'mariadb' if 'mariadb' in (server_version or '').lower() else 'mysql'

@@ -10,12 +10,8 @@ from __future__ import annotations
 # cluster), what a run has to do about it (plan_iam_auth_change, pure), doing it, and knowing when
 # RDS has applied it.
 
-from ansible_collections.rdsiam.auth.plugins.module_utils._rds_resources import (
-    RdsTargetError,
-    call,
-    check_engine,
-    describe,
-)
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import aws_call
+from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import RdsTargetError, check_engine, describe
 
 PENDING_KEY = 'IAMDatabaseAuthenticationEnabled'
 
@@ -63,10 +59,10 @@ def plan_iam_auth_change(item, enabled, apply_immediately):
 def modify_iam_auth(rds, kind, identifier, enabled, apply_immediately):
     """modify_db_instance / modify_db_cluster with EnableIAMDatabaseAuthentication; returns the item RDS sent back."""
     if kind == 'instance':
-        return call(rds, 'modify_db_instance', identifier, DBInstanceIdentifier=identifier,
-                    EnableIAMDatabaseAuthentication=enabled, ApplyImmediately=apply_immediately)['DBInstance']
-    return call(rds, 'modify_db_cluster', identifier, DBClusterIdentifier=identifier,
-                EnableIAMDatabaseAuthentication=enabled, ApplyImmediately=apply_immediately)['DBCluster']
+        return aws_call(rds, 'modify_db_instance', identifier, DBInstanceIdentifier=identifier,
+                        EnableIAMDatabaseAuthentication=enabled, ApplyImmediately=apply_immediately)['DBInstance']
+    return aws_call(rds, 'modify_db_cluster', identifier, DBClusterIdentifier=identifier,
+                    EnableIAMDatabaseAuthentication=enabled, ApplyImmediately=apply_immediately)['DBCluster']
 
 
 def flag_applied(item, enabled):

@@ -15,7 +15,8 @@ import hashlib
 import json
 import re
 
-from ansible_collections.rdsiam.auth.plugins.module_utils._common import DB_USER_NAME_LIMITS, RdsIamError, db_user_name_length
+from ansible_collections.rdsiam.auth.plugins.module_utils._common import DB_USER_NAME_LIMITS, RdsIamError
+from ansible_collections.rdsiam.auth.plugins.module_utils._identifiers import IdentifierError, check_db_user_name
 
 POLICY_VERSION = '2012-10-17'
 ACTION = 'rds-db:connect'
@@ -54,11 +55,12 @@ def db_user_problems(db_user, allow_wildcard_users=False, engines=()):
         problems.append("db user '%s' is a wildcard: it would let the principal connect as any matching database user, master "
                         "user included; list the users, or set allow_wildcard_users: true if that is really meant" % db_user)
     if without_variables == db_user:
-        for engine in sorted(set(engines) & set(DB_USER_NAME_LIMITS)):
-            length, limit, unit = db_user_name_length(db_user, engine)
-            if length > limit:
-                problems.append("db user '%s' is %d %s long but %s user names are at most %d: use a shorter name"
-                                % (db_user, length, unit, engine, limit))
+        # A literal name: the engines it will log in to must keep it as written (engine unknown: some engine must).
+        for engine in sorted(set(engines) & set(DB_USER_NAME_LIMITS)) or [None]:
+            try:
+                check_db_user_name(db_user, engine)
+            except IdentifierError as exc:
+                problems.append(str(exc))
     return problems
 
 

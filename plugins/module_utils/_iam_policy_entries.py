@@ -17,7 +17,7 @@ import re
 
 from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy as docs
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
-from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_targets import UnknownTargetError, parse_ref
+from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_resources import UnknownTargetError, parse_ref
 
 # The options an entry of `policies` may set; the top-level value of each is its default.
 PER_POLICY_OPTIONS = ('name', 'state', 'policy_type', 'path', 'description', 'tags', 'grants', 'attach_to', 'purge_attachments',

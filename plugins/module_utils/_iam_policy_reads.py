@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy as docs
 from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_store import PRINCIPAL_TYPES, IamStore, tags_of
-from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_targets import caller_account
+from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_resources import caller_account
 
 
 class IamReads:

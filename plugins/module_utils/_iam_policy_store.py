@@ -15,59 +15,27 @@ from __future__ import annotations
 # policy under the same path reports it as existing, a detach or a version delete that finds nothing
 # left counts as done, and IAM's ConcurrentModification is retried where a call declares it.
 
-import random
-import time
-
 from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy as docs
-from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AwsCallError, aws_error_message
-from ansible_collections.rdsiam.auth.plugins.module_utils._common import import_library
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AwsCallError, aws_call
 
 MAX_VERSIONS = 5
 PRINCIPAL_TYPES = ('role', 'user', 'group')
 _PRINCIPAL_KEY = {'role': 'RoleName', 'user': 'UserName', 'group': 'GroupName'}
 _ENTITY_LISTS = {'role': 'PolicyRoles', 'user': 'PolicyUsers', 'group': 'PolicyGroups'}
 
-_FIXES = {
-    'NoSuchEntity': 'create the principal first or fix its name',
-    'LimitExceeded': 'an IAM quota is reached (managed policies per principal, policy versions or policy size): detach other '
-                     'policies from the principal or ask AWS for a higher quota',
-    'MalformedPolicyDocument': 'IAM refused the document: check the db user names and targets of the grants',
-    'AccessDenied': 'grant the calling identity this IAM permission',
-    'InvalidInput': 'check the name, path, description and tags',
-    'ConcurrentModification': 'another change to this policy was in progress: run again',
-}
 # What a write declares retryable: botocore's standard retry mode does not treat IAM's ConcurrentModification as
 # retryable, but AWS asks callers to retry it, and concurrent runs of this module meet it on the same policy.
 WRITE_RETRIES = ('ConcurrentModification',)
 # What a read of a policy another run has just created declares retryable: IAM is eventually consistent, so the policy
 # CreatePolicy said exists may not be readable for a moment.
 JUST_CREATED_RETRIES = ('NoSuchEntity',)
-# Declared retries: attempts in all, and the cap of the first jittered pause in seconds (doubling per attempt).
-_RETRY_ATTEMPTS = 4
-_RETRY_BACKOFF = 0.5
 # CreatePolicyVersion's LimitExceeded while a concurrent run adds or prunes versions: list, prune and create again this often.
 _VERSION_ATTEMPTS = 3
-
-
-def _exceptions():
-    return import_library('botocore.exceptions', 'botocore', reason='to call AWS APIs')
 
 
 def tags_of(policy):
     """{key: value} of the tags of a policy as iam:GetPolicy gives it."""
     return {tag['Key']: tag['Value'] for tag in policy.get('Tags') or ()}
-
-
-def error_code(exc):
-    return ((getattr(exc, 'response', None) or {}).get('Error') or {}).get('Code')
-
-
-class IamCallError(AwsCallError):
-    """An IAM call failed; code is AWS's error code (None when the call never got an answer)."""
-
-    def __init__(self, message, code=None):
-        super().__init__(message)
-        self.code = code
 
 
 class IamStore:
@@ -77,65 +45,13 @@ class IamStore:
         self.iam = iam
         self.subject = subject
 
-    def call(self, operation, subject=None, missing_ok=False, retry=(), **kwargs):
-        """iam.<operation>(**kwargs): its response, or None for NoSuchEntity when missing_ok.
-
-        retry names the AWS error codes this call may meet from a concurrent writer (WRITE_RETRIES, JUST_CREATED_RETRIES):
-        those are retried a few times after short jittered pauses, the only retries besides botocore's own. Any other failure,
-        or the last one, raises IamCallError naming the operation, the subject, the AWS error code and the fix.
-        """
-        exceptions = _exceptions()
-        for attempt in range(_RETRY_ATTEMPTS):
-            try:
-                return getattr(self.iam, operation)(**kwargs)
-            except exceptions.ClientError as exc:
-                code = error_code(exc)
-                if code in retry and attempt + 1 < _RETRY_ATTEMPTS:
-                    # Full jitter: two runs that collided once should not collide again on the same beat.
-                    time.sleep(random.uniform(0, _RETRY_BACKOFF * 2 ** attempt))
-                    continue
-                if missing_ok and code == 'NoSuchEntity':
-                    return None
-                raise self._error(exc, operation, subject, code) from exc
-            except exceptions.BotoCoreError as exc:
-                raise self._error(exc, operation, subject, None) from exc
-        return None  # unreachable: the last attempt returns or raises
-
-    def _error(self, exc, operation, subject, code):
-        message = aws_error_message(exc, 'iam:' + ''.join(part.title() for part in operation.split('_')), subject or self.subject)
-        fix = _FIXES.get(code)
-        if code == 'AccessDenied':
-            fix = 'grant the calling identity iam:%s' % ''.join(part.title() for part in operation.split('_'))
-        return IamCallError(message + (': ' + fix if fix else ''), code)
-
-    def paginate(self, operation, result_keys, subject=None, **kwargs):
-        exceptions = _exceptions()
-        results = {key: [] for key in result_keys}
-        try:
-            for page in self.iam.get_paginator(operation).paginate(**kwargs):
-                for key in result_keys:
-                    results[key].extend(page.get(key) or ())
-        except exceptions.ClientError as exc:
-            raise self._error(exc, operation, subject, error_code(exc)) from exc
-        except exceptions.BotoCoreError as exc:
-            raise self._error(exc, operation, subject, None) from exc
-        return results
-
     # --- managed policies --------------------------------------------------------------------
 
     def attached_policy_arns(self, kind, principal, path):
         """ARNs of the managed policies under path attached to the principal, or None when the principal does not exist."""
-        exceptions = _exceptions()
-        subject = "%s '%s'" % (kind, principal)
-        try:
-            pages = self.iam.get_paginator('list_attached_%s_policies' % kind).paginate(PathPrefix=path, **{_PRINCIPAL_KEY[kind]: principal})
-            return {policy['PolicyArn'] for page in pages for policy in page.get('AttachedPolicies') or ()}
-        except exceptions.ClientError as exc:
-            if error_code(exc) == 'NoSuchEntity':
-                return None
-            raise self._error(exc, 'list_attached_%s_policies' % kind, subject, error_code(exc)) from exc
-        except exceptions.BotoCoreError as exc:
-            raise self._error(exc, 'list_attached_%s_policies' % kind, subject, None) from exc
+        found = aws_call(self.iam, 'list_attached_%s_policies' % kind, "%s '%s'" % (kind, principal), result_key='AttachedPolicies',
+                         missing_ok=True, PathPrefix=path, **{_PRINCIPAL_KEY[kind]: principal})
+        return None if found is None else {policy['PolicyArn'] for policy in found}
 
     def read_managed(self, arn, name, known_attachments=None, listed=None, just_created=False):
         """{arn, name, version, document, description, tags, attachments} of a managed policy, or None if it does not exist.
@@ -154,13 +70,13 @@ class IamStore:
 
     def describe_managed(self, arn, name, retry=()):
         """The policy as iam:GetPolicy gives it (with its Description and Tags), or None if it does not exist."""
-        found = self.call('get_policy', "policy '%s'" % name, missing_ok=True, retry=retry, PolicyArn=arn)
+        found = aws_call(self.iam, 'get_policy', "policy '%s'" % name, missing_ok=True, retry=retry, PolicyArn=arn)
         return found and found['Policy']
 
     def default_document(self, arn, policy, name, retry=()):
         """The document of the policy's default version (policy as get_policy or list_managed gave it)."""
-        return self.call('get_policy_version', "policy '%s'" % name, retry=retry, PolicyArn=arn,
-                         VersionId=policy['DefaultVersionId'])['PolicyVersion']['Document']
+        return aws_call(self.iam, 'get_policy_version', "policy '%s'" % name, retry=retry, PolicyArn=arn,
+                        VersionId=policy['DefaultVersionId'])['PolicyVersion']['Document']
 
     def managed_state(self, arn, policy, name, document, known_attachments=None, described=True):
         """read_managed's result from what was read already; lists the policy's entities only when known_attachments cannot
@@ -169,7 +85,8 @@ class IamStore:
         if policy.get('AttachmentCount') == sum(len(principals) for principals in known.values()):
             attachments = {kind: sorted(known.get(kind) or ()) for kind in PRINCIPAL_TYPES}
         else:
-            entities = self.paginate('list_entities_for_policy', list(_ENTITY_LISTS.values()), "policy '%s'" % name, PolicyArn=arn)
+            entities = aws_call(self.iam, 'list_entities_for_policy', "policy '%s'" % name, result_key=tuple(_ENTITY_LISTS.values()),
+                                PolicyArn=arn)
             attachments = {kind: sorted(entity[_PRINCIPAL_KEY[kind]] for entity in entities[key]) for kind, key in _ENTITY_LISTS.items()}
         tags = tags_of(policy) if described else None
         return dict(arn=arn, name=name, version=policy['DefaultVersionId'], document=document, description=policy.get('Description'),
@@ -178,8 +95,8 @@ class IamStore:
     def list_managed(self, path_prefix):
         """{arn: policy} of every customer managed policy under path_prefix: one paged list (1,000 a page) instead of a
         get_policy per name, however many policies a run manages. Each policy has its DefaultVersionId and AttachmentCount."""
-        found = self.paginate('list_policies', ['Policies'], 'the customer managed policies under %s' % path_prefix, Scope='Local',
-                              PathPrefix=path_prefix, PaginationConfig={'PageSize': 1000})['Policies']
+        found = aws_call(self.iam, 'list_policies', 'the customer managed policies under %s' % path_prefix, result_key='Policies',
+                         Scope='Local', PathPrefix=path_prefix, PaginationConfig={'PageSize': 1000})
         return {policy['Arn']: policy for policy in found}
 
     # Writes return False when they found their work already done by someone else (nothing left to detach or delete);
@@ -197,17 +114,17 @@ class IamStore:
         if tags:
             params['Tags'] = [{'Key': key, 'Value': value} for key, value in sorted(tags.items())]
         try:
-            policy = self.call('create_policy', "policy '%s' (%s)" % (name, self.subject), retry=WRITE_RETRIES, **params)['Policy']
-        except IamCallError as exc:
+            policy = aws_call(self.iam, 'create_policy', "policy '%s' (%s)" % (name, self.subject), retry=WRITE_RETRIES, **params)['Policy']
+        except AwsCallError as exc:
             if exc.code != 'EntityAlreadyExists':
                 raise
             # Read where the existing policy lives before blaming the path. Not found at all (IAM's lists are eventually
             # consistent too) means it was created a moment ago, under this path, since plan() saw nothing there.
             elsewhere = self.paths_of(name).get(name)
             if elsewhere is not None and elsewhere != path:
-                raise IamCallError("%s: a policy with this name already exists under another path, %s (this run writes under %s): "
+                raise AwsCallError("%s: a policy with this name already exists under another path, %s (this run writes under %s): "
                                    'set path to %s to manage that policy, or use another name' % (exc, elsewhere, path, elsewhere),
-                                   exc.code) from exc
+                                   code=exc.code, operation=exc.operation) from exc
             return None
         return policy['Arn'], policy['DefaultVersionId']
 
@@ -222,19 +139,19 @@ class IamStore:
         """
         subject = "policy '%s'" % name
         for attempt in range(_VERSION_ATTEMPTS):
-            versions = self.call('list_policy_versions', subject, PolicyArn=arn)['Versions']
+            versions = aws_call(self.iam, 'list_policy_versions', subject, PolicyArn=arn)['Versions']
             default = next((item for item in versions if item['IsDefaultVersion']), None)
             if default and (attempt or seen_default not in (None, default['VersionId'])):
-                written = self.call('get_policy_version', subject, PolicyArn=arn, VersionId=default['VersionId'])['PolicyVersion']
+                written = aws_call(self.iam, 'get_policy_version', subject, PolicyArn=arn, VersionId=default['VersionId'])['PolicyVersion']
                 if docs.same_document(written['Document'], document_text):
                     return default['VersionId'], False
             if len(versions) >= MAX_VERSIONS:
                 oldest = min((item for item in versions if not item['IsDefaultVersion']), key=lambda item: item['CreateDate'])
-                self.call('delete_policy_version', subject, missing_ok=True, retry=WRITE_RETRIES, PolicyArn=arn, VersionId=oldest['VersionId'])
+                aws_call(self.iam, 'delete_policy_version', subject, missing_ok=True, retry=WRITE_RETRIES, PolicyArn=arn, VersionId=oldest['VersionId'])
             try:
-                created = self.call('create_policy_version', subject, retry=WRITE_RETRIES, PolicyArn=arn, PolicyDocument=document_text,
-                                    SetAsDefault=True)
-            except IamCallError as exc:
+                created = aws_call(self.iam, 'create_policy_version', subject, retry=WRITE_RETRIES, PolicyArn=arn, PolicyDocument=document_text,
+                                   SetAsDefault=True)
+            except AwsCallError as exc:
                 if exc.code == 'LimitExceeded' and attempt + 1 < _VERSION_ATTEMPTS:
                     continue
                 raise
@@ -245,21 +162,21 @@ class IamStore:
         subject = "policy '%s'" % name
         stale = sorted(key for key in current if key not in wanted)
         if stale:
-            self.call('untag_policy', subject, retry=WRITE_RETRIES, PolicyArn=arn, TagKeys=stale)
+            aws_call(self.iam, 'untag_policy', subject, retry=WRITE_RETRIES, PolicyArn=arn, TagKeys=stale)
         changed = {key: value for key, value in wanted.items() if current.get(key) != value}
         if changed:
-            self.call('tag_policy', subject, retry=WRITE_RETRIES, PolicyArn=arn,
-                      Tags=[{'Key': key, 'Value': value} for key, value in sorted(changed.items())])
+            aws_call(self.iam, 'tag_policy', subject, retry=WRITE_RETRIES, PolicyArn=arn,
+                     Tags=[{'Key': key, 'Value': value} for key, value in sorted(changed.items())])
 
     def attach(self, arn, name, kind, principal):
         # AttachXPolicy is idempotent in IAM: a concurrent run's attachment of the same policy is no error.
-        self.call('attach_%s_policy' % kind, "policy '%s' to %s '%s'" % (name, kind, principal), retry=WRITE_RETRIES, PolicyArn=arn,
-                  **{_PRINCIPAL_KEY[kind]: principal})
+        aws_call(self.iam, 'attach_%s_policy' % kind, "policy '%s' to %s '%s'" % (name, kind, principal), retry=WRITE_RETRIES, PolicyArn=arn,
+                 **{_PRINCIPAL_KEY[kind]: principal})
 
     def detach(self, arn, name, kind, principal):
         """True when this call detached the policy; False when it was not attached any more (a concurrent run detached it)."""
-        return self.call('detach_%s_policy' % kind, "policy '%s' from %s '%s'" % (name, kind, principal), missing_ok=True,
-                         retry=WRITE_RETRIES, PolicyArn=arn, **{_PRINCIPAL_KEY[kind]: principal}) is not None
+        return aws_call(self.iam, 'detach_%s_policy' % kind, "policy '%s' from %s '%s'" % (name, kind, principal), missing_ok=True,
+                        retry=WRITE_RETRIES, PolicyArn=arn, **{_PRINCIPAL_KEY[kind]: principal}) is not None
 
     def delete_managed(self, current):
         """Detach everywhere, delete the non-default versions, then the policy (IAM's required order). What a concurrent run
@@ -270,36 +187,36 @@ class IamStore:
         for kind in PRINCIPAL_TYPES:
             for principal in current['attachments'][kind]:
                 removed = self.detach(arn, name, kind, principal) or removed
-        listed = self.call('list_policy_versions', subject, missing_ok=True, PolicyArn=arn)
+        listed = aws_call(self.iam, 'list_policy_versions', subject, missing_ok=True, PolicyArn=arn)
         for version in (listed or {}).get('Versions') or ():
             if not version['IsDefaultVersion']:
-                removed = self.call('delete_policy_version', subject, missing_ok=True, retry=WRITE_RETRIES, PolicyArn=arn,
-                                    VersionId=version['VersionId']) is not None or removed
-        return self.call('delete_policy', subject, missing_ok=True, retry=WRITE_RETRIES, PolicyArn=arn) is not None or removed
+                removed = aws_call(self.iam, 'delete_policy_version', subject, missing_ok=True, retry=WRITE_RETRIES, PolicyArn=arn,
+                                   VersionId=version['VersionId']) is not None or removed
+        return aws_call(self.iam, 'delete_policy', subject, missing_ok=True, retry=WRITE_RETRIES, PolicyArn=arn) is not None or removed
 
     def paths_of(self, name):
         """{policy name: path} of the customer managed policies named name or name-N, under any path (one paged list)."""
-        found = self.paginate('list_policies', ['Policies'], "policy '%s'" % name, Scope='Local')['Policies']
+        found = aws_call(self.iam, 'list_policies', "policy '%s'" % name, result_key='Policies', Scope='Local')
         return {policy['PolicyName']: policy.get('Path') or '/' for policy in found
                 if policy['PolicyName'] == name or docs.part_number(name, policy['PolicyName'])}
 
     def principal_exists(self, kind, principal):
-        return self.call('get_%s' % kind, "%s '%s'" % (kind, principal), missing_ok=True, **{_PRINCIPAL_KEY[kind]: principal}) is not None
+        return aws_call(self.iam, 'get_%s' % kind, "%s '%s'" % (kind, principal), missing_ok=True, **{_PRINCIPAL_KEY[kind]: principal}) is not None
 
     # --- inline policies -----------------------------------------------------------------------
 
     def read_inline(self, kind, principal, name):
-        found = self.call('get_%s_policy' % kind, "inline policy '%s' of %s '%s'" % (name, kind, principal), missing_ok=True,
-                          PolicyName=name, **{_PRINCIPAL_KEY[kind]: principal})
+        found = aws_call(self.iam, 'get_%s_policy' % kind, "inline policy '%s' of %s '%s'" % (name, kind, principal), missing_ok=True,
+                         PolicyName=name, **{_PRINCIPAL_KEY[kind]: principal})
         if found is None:
             return None
         return dict(arn=None, name=name, version=None, document=found['PolicyDocument'])
 
     def put_inline(self, kind, principal, name, document_text):
-        self.call('put_%s_policy' % kind, "inline policy '%s' of %s '%s'" % (name, kind, principal), retry=WRITE_RETRIES, PolicyName=name,
-                  PolicyDocument=document_text, **{_PRINCIPAL_KEY[kind]: principal})
+        aws_call(self.iam, 'put_%s_policy' % kind, "inline policy '%s' of %s '%s'" % (name, kind, principal), retry=WRITE_RETRIES, PolicyName=name,
+                 PolicyDocument=document_text, **{_PRINCIPAL_KEY[kind]: principal})
 
     def delete_inline(self, kind, principal, name):
         """True when this call deleted the inline policy; False when it was gone already (a concurrent run deleted it)."""
-        return self.call('delete_%s_policy' % kind, "inline policy '%s' of %s '%s'" % (name, kind, principal), missing_ok=True,
-                         retry=WRITE_RETRIES, PolicyName=name, **{_PRINCIPAL_KEY[kind]: principal}) is not None
+        return aws_call(self.iam, 'delete_%s_policy' % kind, "inline policy '%s' of %s '%s'" % (name, kind, principal), missing_ok=True,
+                        retry=WRITE_RETRIES, PolicyName=name, **{_PRINCIPAL_KEY[kind]: principal}) is not None

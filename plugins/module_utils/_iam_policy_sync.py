@@ -18,7 +18,7 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamE
 from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_entries import PolicyEntries, PolicyEntriesError, wanted_attachments
 from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_reads import IamReads
 from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_store import PRINCIPAL_TYPES, IamStore
-from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_targets import UnknownTargetError, lookup_targets, unknown_targets_message
+from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_resources import UnknownTargetError, lookup_targets, unknown_targets_message
 
 
 def _subject(name, attachments):
@@ -36,8 +36,8 @@ def plan_resources(params, resolved):
             for target in grant['targets']:
                 for entry in resolved[target]:
                     keys.add((entry['partition'], entry['region'], entry['account_id'], entry['resource_id']))
-                    if entry['engine']:
-                        engines.add(entry['engine'])
+                    if entry['dialect']:
+                        engines.add(entry['dialect'])
     return user_targets, user_engines
 
 

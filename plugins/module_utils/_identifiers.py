@@ -10,13 +10,15 @@ from __future__ import annotations
 # Names the server would truncate or cannot store are rejected here, before any SQL is built:
 # a silently shortened user name is a different user than the one the IAM policy names.
 
-from ansible_collections.rdsiam.auth.plugins.module_utils._common import DB_USER_NAME_LIMITS, RdsIamError
+from ansible_collections.rdsiam.auth.plugins.module_utils._common import DB_USER_NAME_LIMITS, RdsIamError, db_user_name_length
 
 # PostgreSQL keeps NAMEDATALEN - 1 = 63 bytes and truncates longer identifiers with only a NOTICE.
 PG_MAX_NAME_BYTES = DB_USER_NAME_LIMITS['postgres'][0]
 # User names: see DB_USER_NAME_LIMITS in _common (MySQL 8: 32, MariaDB: 80 characters). Host is CHAR(255) on both.
 MYSQL_MAX_USER_CHARS = {engine: DB_USER_NAME_LIMITS[engine][0] for engine in ('mysql', 'mariadb')}
 MYSQL_MAX_HOST_CHARS = 255
+# With the engine unknown, the loosest limit applies.
+_LOOSEST_ENGINE = max(DB_USER_NAME_LIMITS, key=lambda engine: DB_USER_NAME_LIMITS[engine][0])
 # Database and table names: 64 characters on both.
 MYSQL_MAX_IDENT_CHARS = 64
 # Role names PostgreSQL refuses to create (pg_* is reserved for built-in roles).
@@ -48,9 +50,32 @@ def check_pg_name(name, what='role'):
     return name
 
 
+def check_db_user_name(name, engine=None, what='db user'):
+    """Raise IdentifierError unless name can be a database user on engine exactly as given; engine None: on some RDS engine.
+
+    The one check of a user name that the token lookup, the policies, the login check, the onboarding inputs and the
+    user modules share: a name the server would truncate, or a login could not carry, is refused everywhere alike.
+    """
+    if not isinstance(name, str) or not name:
+        raise IdentifierError('%s is not set: the name must be a non-empty string' % what)
+    if '\x00' in name:
+        raise IdentifierError('%s contains a NUL character, which no database user name can hold: remove it' % _describe(what, name))
+    if any(ord(char) < 32 or ord(char) == 127 for char in name):
+        raise IdentifierError('%s contains a control character (tab, newline, ...), which an IAM login would not carry intact: '
+                              'fix the name' % _describe(what, name))
+    length, limit, unit = db_user_name_length(name, engine if engine in DB_USER_NAME_LIMITS else _LOOSEST_ENGINE)
+    if length > limit:
+        raise IdentifierError('%s is %d %s long, more than the %d %s a user name can have %s: use a shorter name%s' % (
+            _describe(what, name), length, unit, limit, unit, 'on %s' % engine if engine else 'on any RDS engine',
+            ' (PostgreSQL would silently truncate it)' if engine == 'postgres' else ''))
+    if engine in MYSQL_MAX_USER_CHARS:
+        _check_mysql_text(name, what, MYSQL_MAX_USER_CHARS[engine])
+    return name
+
+
 def check_pg_new_role_name(name, what='user'):
-    """check_pg_name plus the names PostgreSQL reserves for itself, for roles this module would create."""
-    check_pg_name(name, what)
+    """check_db_user_name plus the names PostgreSQL reserves for itself, for roles this module would create."""
+    check_db_user_name(name, 'postgres', what)
     if name.startswith('pg_') or name.lower() in PG_RESERVED_ROLE_NAMES:
         raise IdentifierError('%s is reserved by PostgreSQL (pg_* and %s): choose another name'
                               % (_describe(what, name), ', '.join(sorted(PG_RESERVED_ROLE_NAMES))))
@@ -79,7 +104,7 @@ def _check_mysql_text(name, what, limit):
 
 def check_mysql_user(name, engine, what='user'):
     """Raise IdentifierError unless the user (or role) name fits mysql.user on this engine."""
-    return _check_mysql_text(name, what, MYSQL_MAX_USER_CHARS[engine])
+    return check_db_user_name(name, engine, what)
 
 
 def check_mysql_host(host, what='host'):

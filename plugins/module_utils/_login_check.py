@@ -12,27 +12,28 @@ from __future__ import annotations
 # sorted into refusals by the server, unreachable targets, TLS failures and the rest, because
 # only a refusal proves that access is gone and each cause has its own fix.
 
+import concurrent.futures
 import re
 
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError, import_library
 from ansible_collections.rdsiam.auth.plugins.module_utils._db import (
-    DB_ARGUMENT_SPEC,
     DbConnectError,
     check_db_options,
     connect_db,
+    driver_for,
     iam_signing_credentials,
     iam_signing_region,
-    normalise_engine,
     resolve_db_login,
     scrub_secret,
     tls_warning,
 )
-from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import ENGINES, probe_engine_family
-from ansible_collections.rdsiam.auth.plugins.module_utils._token import db_user_problem
+from ansible_collections.rdsiam.auth.plugins.module_utils._identifiers import IdentifierError, check_db_user_name
 
 # The DB connection options that make sense for someone else's login; the admin login options do not.
 LOGIN_CHECK_DB_OPTIONS = ('endpoint', 'endpoint_port', 'login_host', 'login_port', 'login_db', 'ca_cert', 'ssl_mode',
                           'connect_timeout')
+# Logins proven at once: each waits on the network and the server, not on this process.
+MAX_CONCURRENT_LOGINS = 8
 # IAM tokens need TLS: RDS refuses them in clear text, and they would travel readable.
 LOGIN_CHECK_SSL_MODES = ('require', 'verify-ca', 'verify-full')
 EXPECTATIONS = ('success', 'failure')
@@ -58,18 +59,6 @@ _TARGET_LEVEL = ('unreachable', 'tls')
 
 class LoginCheckError(RdsIamError):
     """The login check cannot run (bad options, no credentials); no login was tried."""
-
-
-def login_check_argument_spec():
-    """The module's options: db_users, engine, expect and the DB connection options that fit (same specs as _db)."""
-    spec = dict(
-        db_users=dict(type='list', elements='str', required=True),
-        engine=dict(type='str', default='auto', choices=list(ENGINES)),
-        expect=dict(type='str', default='success', choices=list(EXPECTATIONS)),
-    )
-    spec.update((name, dict(DB_ARGUMENT_SPEC[name])) for name in LOGIN_CHECK_DB_OPTIONS)
-    spec['ssl_mode']['choices'] = list(LOGIN_CHECK_SSL_MODES)
-    return spec
 
 
 def classify_error(detail):
@@ -104,25 +93,15 @@ def requested_users(params, engine):
     users = list(dict.fromkeys(params.get('db_users') or []))
     if not users:
         raise LoginCheckError('db_users is empty: list the database users whose IAM login to check')
-    problems = [problem for problem in (db_user_problem(user, engine) for user in users) if problem]
+    problems = []
+    for user in users:
+        try:
+            check_db_user_name(user, engine, 'db_user')
+        except IdentifierError as exc:
+            problems.append(str(exc))
     if problems:
         raise LoginCheckError('; '.join(problems))
     return users
-
-
-def driver_family(params):
-    """'postgres' or 'mysql': the driver to log in with (engine auto asks the server, sending no credentials)."""
-    if params.get('engine', 'auto') != 'auto':
-        return normalise_engine(params['engine']).replace('mariadb', 'mysql')
-    host = params.get('login_host') or params.get('endpoint')
-    port = params.get('login_port') or params.get('endpoint_port')
-    if not (host and port):
-        raise LoginCheckError('engine auto needs login_host (or endpoint) and login_port (or endpoint_port) to detect the engine: '
-                              'set them, or set engine')
-    try:
-        return probe_engine_family(host, port, params.get('connect_timeout') or 10)
-    except RdsIamError as exc:
-        raise LoginCheckError(str(exc)) from None
 
 
 def whoami(conn, family):
@@ -175,46 +154,48 @@ def try_login(login, family, connect=connect_db):
     return entry, 'ok'
 
 
-def check_logins(params, aws_options, warn=None, hide=None, connect=connect_db):
-    """Log in once as every db_user with an IAM token and judge the outcomes against params['expect'].
+def check_logins(options, aws_options, warn=None, hide=None, connect=connect_db):
+    """Log in once as every db_user with an IAM token and judge the outcomes against options['expect'].
 
-    Returns (result, failure message or None). warn(text) receives warnings; hide(secret) gets each token before it is
-    used, so the caller can keep it out of anything it prints.
+    options: db_users, engine, expect and the LOGIN_CHECK_DB_OPTIONS. Returns (result, failure message or None).
+    warn(text) receives warnings; hide(secret) gets each token before it is used, so the caller can keep it out of
+    anything it prints. The first login runs alone: when it finds the target unreachable or its TLS failing, the others
+    are not tried. The rest run at once.
     """
-    db_options = _db_options(params)
+    db_options = _db_options(options)
     check_db_options(db_options)
     if (db_options.get('ssl_mode') or 'verify-full') not in LOGIN_CHECK_SSL_MODES:
         raise LoginCheckError("ssl_mode '%s' cannot carry an IAM token: use verify-full (recommended), verify-ca or require"
                               % db_options['ssl_mode'])
-    family = driver_family(params)
-    engine = params.get('engine') or 'auto'
-    users = requested_users(params, engine if engine != 'auto' else ('postgres' if family == 'postgres' else None))
+    family = driver_for(options)
+    engine = options.get('engine') or 'auto'
+    users = requested_users(options, engine if engine != 'auto' else ('postgres' if family == 'postgres' else None))
     endpoint = db_options.get('endpoint') or db_options['login_host']
-    # One resolution (and at most one STS AssumeRole) for every user; each token is minted just before its login.
+    # One resolution (and at most one STS AssumeRole) for every user; tokens are local signatures, minted here.
     credentials = iam_signing_credentials(aws_options, endpoint)
-    logins, causes, target, blocker = [], {}, None, None
-    for user in users:
-        login = resolve_db_login(dict(db_options, login_user=user, login_iam=True), family, aws_options, credentials)
-        if hide:
+    logins = [resolve_db_login(dict(db_options, login_user=user, login_iam=True), family, aws_options, credentials) for user in users]
+    if hide:
+        for login in logins:
             hide(login.password)
-        if target is None:
-            target = dict(endpoint=login.endpoint, endpoint_port=login.endpoint_port, region=iam_signing_region(aws_options, endpoint),
-                          principal=_principal(aws_options, credentials))
-            if warn and tls_warning(login):
-                warn(tls_warning(login))
-        if blocker:
-            # Unreachable or failing TLS is the target's problem: every other login would wait and fail the same way.
-            entry = dict(db_user=user, logged_in=False, current_user=None, tls_version=None,
-                         error='not tried: the login of %s already failed with: %s' % (blocker[0], blocker[1]))
-            cause = blocker[2]
-        else:
-            entry, cause = try_login(login, family, connect)
-            if cause in _TARGET_LEVEL:
-                blocker = (user, entry['error'], cause)
+    target = dict(endpoint=logins[0].endpoint, endpoint_port=logins[0].endpoint_port, region=iam_signing_region(aws_options, endpoint),
+                  principal=_principal(aws_options, credentials))
+    if warn and tls_warning(logins[0]):
+        warn(tls_warning(logins[0]))
+    outcomes = [try_login(logins[0], family, connect)]
+    first_entry, first_cause = outcomes[0]
+    if first_cause in _TARGET_LEVEL:
+        # Unreachable or failing TLS is the target's problem: every other login would wait and fail the same way.
+        outcomes += [(dict(db_user=login.user, logged_in=False, current_user=None, tls_version=None,
+                           error='not tried: the login of %s already failed with: %s' % (users[0], first_entry['error'])), first_cause)
+                     for login in logins[1:]]
+    elif len(logins) > 1:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_LOGINS, len(logins) - 1)) as pool:
+            outcomes += list(pool.map(lambda login: try_login(login, family, connect), logins[1:]))
+    causes = {}
+    for entry, cause in outcomes:
         entry['refused'] = cause in REFUSALS
-        logins.append(entry)
-        causes[user] = cause
-    return judge(logins, causes, params.get('expect') or 'success', target)
+        causes[entry['db_user']] = cause
+    return judge([entry for entry, _cause in outcomes], causes, options.get('expect') or 'success', target)
 
 
 def _principal(aws_options, credentials):

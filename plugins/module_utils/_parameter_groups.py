@@ -15,12 +15,12 @@ from __future__ import annotations
 import re
 import time
 
-from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AwsCallError
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import aws_call
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
-from ansible_collections.rdsiam.auth.plugins.module_utils._rds_resources import call, describe, wait_for
-from ansible_collections.rdsiam.auth.plugins.module_utils._rds_targets import normalise_engine
+from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import describe, wait_for
+from ansible_collections.rdsiam.auth.plugins.module_utils._target_dict import dialect
 
-# Option -> parameter per engine (as _rds_targets.normalise_engine names it), with its apply type and
+# Option -> parameter per dialect (as _target_dict.dialect names it), with its apply type and
 # allowed values on RDS. `parameters` may name anything else the group's family has; RDS's own
 # describe_db_parameters then supplies the apply type.
 HARDENING_PARAMETERS = {
@@ -58,10 +58,6 @@ class ParameterGroupError(RdsIamError):
     """A parameter request that RDS would refuse or that this module will not carry out."""
 
 
-def engine_kind(engine):
-    return normalise_engine(engine)[0]
-
-
 def is_default_group(name):
     return (name or '').startswith('default.')
 
@@ -85,7 +81,7 @@ def _bool_value(value):
 
 def desired_parameters(options, engine):
     """{parameter: value} for the options set, for engine; refuses options the engine does not have and contradictions."""
-    kind = engine_kind(engine)
+    kind = dialect(engine)
     wanted = {}
     for option, by_engine in HARDENING_PARAMETERS.items():
         value = options.get(option)
@@ -138,7 +134,7 @@ def plan_parameter_changes(wanted, current, engine, family, level):
     current: describe_db_(cluster_)parameters entries by name for the group's family. Every name must
     be there: an unknown name fails here, before anything is written.
     """
-    kind = engine_kind(engine)
+    kind = dialect(engine)
     unknown = sorted(name for name in wanted if name not in current)
     if unknown:
         where = 'cluster parameter group' if level == 'cluster' else 'DB parameter group'
@@ -182,61 +178,46 @@ class GroupApi:
         return found[0]['DBParameterGroupFamily'] if found else None
 
     def _describe_groups(self, operation, key, name, items):
-        try:
-            return call(self.rds, operation, name, **{key: name})[items]
-        except AwsCallError as exc:
-            if 'NotFound' in str(exc):  # the only answer that means "no such group"
-                return []
-            raise
+        found = aws_call(self.rds, operation, name, missing_ok=True, **{key: name})
+        return found[items] if found else []
 
     def parameters(self, name):
         """Every parameter of the group (all pages), by name."""
         operation = 'describe_db_cluster_parameters' if self.cluster else 'describe_db_parameters'
         key = 'DBClusterParameterGroupName' if self.cluster else 'DBParameterGroupName'
-        return {entry['ParameterName']: entry for entry in _all_pages(self.rds, operation, name, 'Parameters', **{key: name})}
+        return {entry['ParameterName']: entry for entry in aws_call(self.rds, operation, name, result_key='Parameters', **{key: name})}
 
     def create(self, name, family, description):
         if self.cluster:
-            call(self.rds, 'create_db_cluster_parameter_group', name, DBClusterParameterGroupName=name, DBParameterGroupFamily=family,
-                 Description=description)
+            aws_call(self.rds, 'create_db_cluster_parameter_group', name, DBClusterParameterGroupName=name, DBParameterGroupFamily=family,
+                     Description=description)
         else:
-            call(self.rds, 'create_db_parameter_group', name, DBParameterGroupName=name, DBParameterGroupFamily=family,
-                 Description=description)
+            aws_call(self.rds, 'create_db_parameter_group', name, DBParameterGroupName=name, DBParameterGroupFamily=family,
+                     Description=description)
 
     def modify(self, name, changes):
         for start in range(0, len(changes), MAX_PARAMETERS_PER_CALL):
             batch = [dict(ParameterName=change['name'], ParameterValue=change['after'], ApplyMethod=change['apply_method'])
                      for change in changes[start:start + MAX_PARAMETERS_PER_CALL]]
             if self.cluster:
-                call(self.rds, 'modify_db_cluster_parameter_group', name, DBClusterParameterGroupName=name, Parameters=batch)
+                aws_call(self.rds, 'modify_db_cluster_parameter_group', name, DBClusterParameterGroupName=name, Parameters=batch)
             else:
-                call(self.rds, 'modify_db_parameter_group', name, DBParameterGroupName=name, Parameters=batch)
+                aws_call(self.rds, 'modify_db_parameter_group', name, DBParameterGroupName=name, Parameters=batch)
 
     def attach(self, identifier, name):
         if self.cluster:
-            call(self.rds, 'modify_db_cluster', identifier, DBClusterIdentifier=identifier, DBClusterParameterGroupName=name,
-                 ApplyImmediately=True)
+            aws_call(self.rds, 'modify_db_cluster', identifier, DBClusterIdentifier=identifier, DBClusterParameterGroupName=name,
+                     ApplyImmediately=True)
         else:
-            call(self.rds, 'modify_db_instance', identifier, DBInstanceIdentifier=identifier, DBParameterGroupName=name,
-                 ApplyImmediately=True)
+            aws_call(self.rds, 'modify_db_instance', identifier, DBInstanceIdentifier=identifier, DBParameterGroupName=name,
+                     ApplyImmediately=True)
 
     def users(self, name):
         """Identifiers of every instance (or cluster) that uses the group, all pages."""
         operation, items = ('describe_db_clusters', 'DBClusters') if self.cluster else ('describe_db_instances', 'DBInstances')
         key = 'DBClusterIdentifier' if self.cluster else 'DBInstanceIdentifier'
-        return sorted(item[key] for item in _all_pages(self.rds, operation, 'the %s using %s' % (items, name), items)
+        return sorted(item[key] for item in aws_call(self.rds, operation, 'the %s using %s' % (items, name), result_key=items)
                       if name in _group_names(item))
-
-
-def _all_pages(rds, operation, subject, items, **params):
-    """Every item of a Marker-paged describe_* call."""
-    found, marker = [], None
-    while True:
-        page = call(rds, operation, subject, **dict(params, **({'Marker': marker} if marker else {})))
-        found.extend(page.get(items, []))
-        marker = page.get('Marker')
-        if not marker:
-            return found
 
 
 def _group_names(item):
@@ -288,7 +269,7 @@ def reboot_and_wait(rds, kind, identifier, item, timeout, clock=time.monotonic, 
     for member in members:
         # RDS refuses to reboot an instance that is still applying the group swap ('modifying').
         _wait_until_available(rds, member, timeout, deadline, clock, sleep)
-        call(rds, 'reboot_db_instance', member, DBInstanceIdentifier=member)
+        aws_call(rds, 'reboot_db_instance', member, DBInstanceIdentifier=member)
         if kind == 'cluster' and member != members[-1]:
             _wait_until_available(rds, member, timeout, deadline, clock, sleep)
     item = wait_for(lambda: describe(rds, kind, identifier), lambda found: settled(kind, found), timeout, describe_settling(kind),

@@ -21,7 +21,7 @@ import hmac
 import re
 from urllib.parse import quote
 
-from ansible_collections.rdsiam.auth.plugins.module_utils._common import DB_USER_NAME_LIMITS, RdsIamError, db_user_name_length
+from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
 
 TOKEN_LIFETIME_SECONDS = 900
 SIGNING_SERVICE = 'rds-db'
@@ -183,28 +183,7 @@ def signing_region(hostname, region=None, region_is_explicit=True):
 # Checked before signing: a token for a name the database cannot have, or for a URL instead of a host,
 # is signed fine and then refused at login with no hint why.
 
-# Longest user name per engine (shared with rds_iam_db_user and rds_iam_policy): a longer name would sign for a
-# user that cannot exist. With the engine unknown, the loosest limit applies.
-ENGINES = tuple(DB_USER_NAME_LIMITS)
-_LOOSEST_ENGINE = max(ENGINES, key=lambda engine: DB_USER_NAME_LIMITS[engine][0])
 _HOST_LABEL_RE = re.compile(r'^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$')
-
-
-def db_user_problem(user, engine=None):
-    """Why user cannot be an RDS database user name (None if it can). engine: postgres, mysql, mariadb or None (unknown)."""
-    if not isinstance(user, str) or not user:
-        return 'db_user is not set: name the database user the token is for'
-    if '\x00' in user:
-        return 'db_user contains a NUL character, which no database user name can hold'
-    if any(ord(char) < 32 or ord(char) == 127 for char in user):
-        return 'db_user %s contains a control character (tab, newline, ...), which the login would not carry intact' % _shown(user)
-    length, limit, unit = db_user_name_length(user, engine if engine in DB_USER_NAME_LIMITS else _LOOSEST_ENGINE)
-    if length > limit:
-        where = 'on %s' % engine if engine else 'on any RDS engine'
-        return ('db_user %s is %d %s long, more than the %d %s a user name can have %s%s: use a shorter name'
-                % (_shown(user), length, unit, limit, unit, where,
-                   ' (PostgreSQL would silently truncate it; set engine if this is not PostgreSQL)' if engine == 'postgres' else ''))
-    return None
 
 
 def endpoint_problem(endpoint):

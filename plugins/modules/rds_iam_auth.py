@@ -19,17 +19,6 @@ description:
 author:
   - rdsiam.auth contributors (!UNKNOWN)
 options:
-  db_instance_identifier:
-    description:
-      - The DB instance, by identifier or ARN. An ARN is looked up in the region it names, whatever O(region) says.
-      - Exactly one of O(db_instance_identifier) and O(db_cluster_identifier) is required.
-    type: str
-    aliases: [instance_id]
-  db_cluster_identifier:
-    description:
-      - The DB cluster (Aurora or Multi-AZ DB cluster), by identifier or ARN (looked up in the region it names).
-    type: str
-    aliases: [cluster_id]
   enabled:
     description:
       - Whether IAM database authentication should be on.
@@ -57,6 +46,7 @@ options:
     type: int
     default: 900
 extends_documentation_fragment:
+  - rdsiam.auth.rds_target
   - rdsiam.auth.aws
 attributes:
   check_mode:
@@ -118,7 +108,7 @@ acted_on:
 target:
   description:
     - The target after the run, in the shape M(rdsiam.auth.rds_iam_fleet_info) returns (kind, identifier, arn, engine,
-      engine_family, engine_version, endpoint, port, reader_endpoint, resource_id, iam_auth_enabled, master_username,
+      dialect, engine_version, endpoint, port, reader_endpoint, resource_id, iam_auth_enabled, master_username,
       master_user_secret_arn, parameter_group, cluster_identifier, region, account_id, tags, status).
   returned: always
   type: dict
@@ -145,12 +135,12 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._iam_auth_flag import 
     modify_iam_auth,
     plan_iam_auth_change,
 )
-from ansible_collections.rdsiam.auth.plugins.module_utils._rds_resources import (
+from ansible_collections.rdsiam.auth.plugins.module_utils._module import RdsIamModule
+from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import (
     WaitTimeout,
     as_target,
     describe,
     target_client,
-    target_module,
     wait_for,
 )
 
@@ -167,7 +157,7 @@ def argument_spec():
 
 def run(module):
     params = module.params
-    kind, identifier, rds = target_client(params)
+    kind, identifier, rds = target_client(dict(params, **module.aws_options))
     region = rds.meta.region_name
     kind, identifier, item = flag_holder(rds, kind, identifier, params['follow_cluster'])
     enabled, apply_immediately = params['enabled'], params['apply_immediately']
@@ -182,7 +172,7 @@ def run(module):
                             params['wait_timeout'], describe_wait)
         except WaitTimeout as exc:
             # The change was asked for; say so, and show where the target stands.
-            module.fail_json(msg=str(exc), changed=changed, target=as_target(kind, exc.last, region))
+            raise RdsIamError(str(exc), result=dict(changed=changed, target=as_target(kind, exc.last, region))) from None
     now = enabled if (changed and module.check_mode and apply_immediately) else flag_state(item)[0]
     pending_maintenance = plan['scheduled']
     state = 'on' if enabled else 'off'
@@ -202,11 +192,7 @@ def run(module):
 
 
 def main():
-    module = target_module(argument_spec())
-    try:
-        module.exit_json(**run(module))
-    except RdsIamError as exc:
-        module.fail_json(msg=str(exc))
+    RdsIamModule(argument_spec(), rds_target=True).run(run)
 
 
 if __name__ == '__main__':

@@ -149,6 +149,7 @@ options:
     default: false
 extends_documentation_fragment:
   - rdsiam.auth.db
+  - rdsiam.auth.db_target
   - rdsiam.auth.aws
 attributes:
   check_mode:
@@ -316,27 +317,20 @@ queries:
     - GRANT "rds_iam", "app_ro" TO "alice"
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AWS_ARGUMENT_KWARGS, AWS_ARGUMENT_SPEC
-from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
 from ansible_collections.rdsiam.auth.plugins.module_utils._db import (
-    DB_ARGUMENT_KWARGS,
-    DB_ARGUMENT_SPEC,
     connect_db,
-    normalise_engine,
+    driver_for,
+    mysql_dialect,
     resolve_db_login,
     tls_warning,
 )
 from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import (
     ENGINES,
     USER_OPTION_SPEC,
-    UserSyncError,
     desired_users,
     module_result,
-    mysql_dialect,
-    probe_engine_family,
 )
+from ansible_collections.rdsiam.auth.plugins.module_utils._module import RdsIamModule
 
 
 # The top-level user options describe O(name) only: next to a users list they would be silently ignored
@@ -356,28 +350,15 @@ def argument_spec():
     single = dict(USER_OPTION_SPEC)
     single['name'] = dict(type='str')
     spec.update(single)
-    spec.update(DB_ARGUMENT_SPEC)
-    spec.update(AWS_ARGUMENT_SPEC)
     return spec
-
-
-def engine_family(params):
-    """'postgres' or 'mysql': the driver to use."""
-    if params['engine'] != 'auto':
-        return normalise_engine(params['engine']).replace('mariadb', 'mysql')
-    host = params['login_host'] or params['endpoint']
-    port = params['login_port'] or params['endpoint_port']
-    if not (host and port):
-        raise UserSyncError('engine auto needs login_host (or endpoint) and login_port to detect the engine: set them, or set engine')
-    return probe_engine_family(host, port, params['connect_timeout'])
 
 
 def run(module):
     params = module.params
     users = desired_users(params)
-    family = engine_family(params)
-    aws_options = dict((name, params[name]) for name in AWS_ARGUMENT_SPEC)
-    login = resolve_db_login(dict((name, params[name]) for name in DB_ARGUMENT_SPEC), family, aws_options)
+    db_options = module.db_options
+    family = driver_for(db_options)
+    login = resolve_db_login(db_options, family, module.aws_options)
     warning = tls_warning(login)
     if warning:
         module.warn(warning)
@@ -392,9 +373,9 @@ def run(module):
             from ansible_collections.rdsiam.auth.plugins.module_utils._mysql_users import sync_mysql_users
 
             engine = mysql_dialect(conn.get_server_info())
-            if params['engine'] in ('mysql', 'mariadb') and params['engine'] != engine:
+            if db_options['engine'] in ('mysql', 'mariadb') and db_options['engine'] != engine:
                 module.warn('engine is %s but the server says it is %s (version %s): the SQL follows the server'
-                            % (params['engine'], engine, conn.get_server_info()))
+                            % (db_options['engine'], engine, conn.get_server_info()))
             plan, queries = sync_mysql_users(conn, engine, users, params, module.check_mode)
     finally:
         conn.close()
@@ -404,16 +385,7 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           mutually_exclusive=SINGLE_USER_EXCLUSIVE + DB_ARGUMENT_KWARGS['mutually_exclusive'],
-                           required_one_of=[('users', 'name')],
-                           required_if=DB_ARGUMENT_KWARGS['required_if'],
-                           required_together=AWS_ARGUMENT_KWARGS['required_together'],
-                           required_by=AWS_ARGUMENT_KWARGS['required_by'])
-    try:
-        module.exit_json(**run(module))
-    except RdsIamError as exc:
-        module.fail_json(msg=str(exc))
+    RdsIamModule(argument_spec(), db=True, mutually_exclusive=SINGLE_USER_EXCLUSIVE, required_one_of=[('users', 'name')]).run(run)
 
 
 if __name__ == '__main__':

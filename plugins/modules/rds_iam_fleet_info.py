@@ -83,11 +83,8 @@ EXAMPLES = r"""
 - name: One inventory host per target, ready for the database modules
   ansible.builtin.add_host:
     name: "{{ item.identifier }}"
-    groups: [rds_targets, "rds_{{ item.engine }}"]
+    groups: [rds_targets, "rds_{{ item.dialect }}"]
     rds_target: "{{ item }}"
-    endpoint: "{{ item.endpoint }}"
-    login_port: "{{ item.port }}"
-    login_secret: "{{ item.master_user_secret_arn }}"
   loop: "{{ fleet.targets }}"
   loop_control:
     label: "{{ item.kind }} {{ item.identifier }}"
@@ -120,13 +117,17 @@ targets:
       type: str
       sample: arn:aws:rds:us-east-1:123456789012:cluster:app-aurora
     engine:
-      description: The engine, normalised to V(postgres), V(mysql) or V(mariadb) (other engines lower-cased as reported).
-      type: str
-      sample: postgres
-    engine_family:
-      description: The engine name as AWS reports it (for a proxy, its engine family).
+      description: The engine exactly as RDS reports it, for example V(aurora-postgresql), V(postgres) or V(mariadb);
+        for a proxy, its engine family (V(POSTGRESQL), V(MYSQL)).
       type: str
       sample: aurora-postgresql
+    dialect:
+      description:
+        - The SQL dialect and IAM login mechanism of the engine - V(postgres), V(mysql) or V(mariadb) - or null for an
+          engine without IAM database authentication.
+        - The database modules take it from O(rdsiam.auth.rds_iam_db_user#module:target) themselves.
+      type: str
+      sample: postgres
     engine_version:
       description: The engine version; null for proxies.
       type: str
@@ -177,30 +178,16 @@ targets:
       type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AWS_ARGUMENT_KWARGS, AWS_ARGUMENT_SPEC, aws_session
-from ansible_collections.rdsiam.auth.plugins.module_utils._token import region_is_plausible
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import aws_session
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
-from ansible_collections.rdsiam.auth.plugins.module_utils._fleet import discover
-from ansible_collections.rdsiam.auth.plugins.module_utils._rds_targets import KINDS
+from ansible_collections.rdsiam.auth.plugins.module_utils._module import RdsIamModule
+from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import discover
+from ansible_collections.rdsiam.auth.plugins.module_utils._target_dict import KINDS
+from ansible_collections.rdsiam.auth.plugins.module_utils._token import region_is_plausible
 
 
-def _regions(module):
-    regions = module.params['regions']
-    if not regions:
-        region = module.params['region'] or aws_session(module.params).region_name
-        if not region:
-            module.fail_json(msg='rds_iam_fleet_info has no region to list: set regions, region or AWS_REGION, or a region in the profile')
-        regions = [region]
-    bad = [region for region in regions if not region_is_plausible(region)]
-    if bad:
-        module.fail_json(msg='regions %s are not AWS region names: use names like us-east-1 or eu-west-1' % ', '.join(bad))
-    return sorted(set(regions))
-
-
-def main():
-    argument_spec = dict(
+def argument_spec():
+    return dict(
         regions=dict(type='list', elements='str'),
         kinds=dict(type='list', elements='str', choices=list(KINDS), default=list(KINDS)),
         identifiers=dict(type='list', elements='str'),
@@ -208,16 +195,30 @@ def main():
         tags=dict(type='dict'),
         iam_auth_enabled=dict(type='bool'),
     )
-    argument_spec.update(AWS_ARGUMENT_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **AWS_ARGUMENT_KWARGS)
+
+
+def regions_to_list(module):
+    regions = module.params['regions']
+    if not regions:
+        region = module.params['region'] or aws_session(module.aws_options).region_name
+        if not region:
+            raise RdsIamError('rds_iam_fleet_info has no region to list: set regions, region or AWS_REGION, or a region in the profile')
+        regions = [region]
+    bad = [region for region in regions if not region_is_plausible(region)]
+    if bad:
+        raise RdsIamError('regions %s are not AWS region names: use names like us-east-1 or eu-west-1' % ', '.join(bad))
+    return sorted(set(regions))
+
+
+def run(module):
     params = module.params
-    try:
-        regions = _regions(module)
-        targets = discover(params, regions, kinds=params['kinds'], identifiers=params['identifiers'],
-                           engines=params['engines'], tags=params['tags'], iam_auth_enabled=params['iam_auth_enabled'])
-    except RdsIamError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, targets=targets)
+    targets = discover(module.aws_options, regions_to_list(module), kinds=params['kinds'], identifiers=params['identifiers'],
+                       engines=params['engines'], tags=params['tags'], iam_auth_enabled=params['iam_auth_enabled'])
+    return dict(changed=False, targets=targets)
+
+
+def main():
+    RdsIamModule(argument_spec()).run(run)
 
 
 if __name__ == '__main__':

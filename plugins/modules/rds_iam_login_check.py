@@ -14,7 +14,8 @@ description:
   - The tokens are signed with the AWS options, so with O(assume_role_arn) (and O(session_tags), O(role_session_name), ...)
     the logins are made as that principal, the way the people or applications behind it will log in.
   - AWS credentials are resolved once for all users (at most one STS C(AssumeRole)); then each user gets a fresh token and
-    its own connection, one after the other.
+    its own connection. The first login runs alone; the others run at once (up to 8 at a time), since each waits on the
+    network and the server.
   - With O(expect=success) the module fails unless every user logs in as itself; the message names each user, the target,
     the cause and the likely fix. With O(expect=failure) it fails unless the server refuses every login, which proves
     that access is gone after offboarding.
@@ -92,6 +93,7 @@ options:
     type: int
     default: 10
 extends_documentation_fragment:
+  - rdsiam.auth.db_target
   - rdsiam.auth.aws
 attributes:
   check_mode:
@@ -201,25 +203,39 @@ failed_users:
   sample: [bob]
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rdsiam.auth.plugins.module_utils._db import DB_ARGUMENT_SPEC
+from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import ENGINES
+from ansible_collections.rdsiam.auth.plugins.module_utils._login_check import (
+    EXPECTATIONS,
+    LOGIN_CHECK_DB_OPTIONS,
+    LOGIN_CHECK_SSL_MODES,
+    LoginCheckError,
+    check_logins,
+)
+from ansible_collections.rdsiam.auth.plugins.module_utils._module import RdsIamModule
 
-from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AWS_ARGUMENT_KWARGS, AWS_ARGUMENT_SPEC
-from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
-from ansible_collections.rdsiam.auth.plugins.module_utils._login_check import check_logins, login_check_argument_spec
+
+def argument_spec():
+    """db_users, engine and expect; the DB connection options that fit someone else's login come from the skeleton."""
+    return dict(
+        db_users=dict(type='list', elements='str', required=True),
+        engine=dict(type='str', default='auto', choices=list(ENGINES)),
+        expect=dict(type='str', default='success', choices=list(EXPECTATIONS)),
+        # IAM tokens need TLS: disable is not offered.
+        ssl_mode=dict(DB_ARGUMENT_SPEC['ssl_mode'], choices=list(LOGIN_CHECK_SSL_MODES)),
+    )
+
+
+def run(module):
+    options = dict(module.db_options, db_users=module.params['db_users'], expect=module.params['expect'])
+    result, failure = check_logins(options, module.aws_options, warn=module.warn, hide=module.no_log_values.add)
+    if failure:
+        raise LoginCheckError(failure, result=result)
+    return result
 
 
 def main():
-    argument_spec = login_check_argument_spec()
-    argument_spec.update(AWS_ARGUMENT_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **AWS_ARGUMENT_KWARGS)
-    aws_options = dict((name, module.params[name]) for name in AWS_ARGUMENT_SPEC)
-    try:
-        result, failure = check_logins(module.params, aws_options, warn=module.warn, hide=module.no_log_values.add)
-    except RdsIamError as exc:
-        module.fail_json(msg=str(exc))
-    if failure:
-        module.fail_json(msg=failure, **result)
-    module.exit_json(**result)
+    RdsIamModule(argument_spec(), db=LOGIN_CHECK_DB_OPTIONS).run(run)
 
 
 if __name__ == '__main__':

@@ -29,17 +29,6 @@ description:
 author:
   - rdsiam.auth contributors (!UNKNOWN)
 options:
-  db_instance_identifier:
-    description:
-      - The DB instance, by identifier or ARN. An ARN is looked up in the region it names, whatever O(region) says.
-      - Exactly one of O(db_instance_identifier) and O(db_cluster_identifier) is required.
-    type: str
-    aliases: [instance_id]
-  db_cluster_identifier:
-    description:
-      - The DB cluster, by identifier or ARN (looked up in the region it names). Its cluster parameter group is used.
-    type: str
-    aliases: [cluster_id]
   force_ssl:
     description:
       - Refuse connections without TLS. C(rds.force_ssl) on PostgreSQL, C(require_secure_transport) on MySQL and MariaDB.
@@ -95,6 +84,7 @@ options:
     type: int
     default: 1800
 extends_documentation_fragment:
+  - rdsiam.auth.rds_target
   - rdsiam.auth.aws
 attributes:
   check_mode:
@@ -233,13 +223,13 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._parameter_groups impo
     reboot_members,
     waiting_for_reboot,
 )
-from ansible_collections.rdsiam.auth.plugins.module_utils._rds_resources import (
+from ansible_collections.rdsiam.auth.plugins.module_utils._module import RdsIamModule
+from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import (
     WaitTimeout,
     as_target,
     check_engine,
     describe,
     target_client,
-    target_module,
 )
 
 
@@ -277,7 +267,7 @@ def summary(kind, identifier, work, pending, rebooted, check_mode):
 
 def run(module):
     params = module.params
-    kind, identifier, rds = target_client(params)
+    kind, identifier, rds = target_client(dict(params, **module.aws_options))
     item = describe(rds, kind, identifier)
     check_engine(item, identifier)
     wanted = desired_parameters(params, item.get('Engine'))
@@ -297,8 +287,8 @@ def run(module):
             try:
                 rebooted, item = reboot_and_wait(rds, kind, identifier, item, params['wait_timeout'])
             except WaitTimeout as exc:
-                module.fail_json(msg='rebooted %s %s, but %s' % (kind, identifier, exc), changed=True,
-                                 target=as_target(kind, exc.last, rds.meta.region_name))
+                raise RdsIamError('rebooted %s %s, but %s' % (kind, identifier, exc),
+                                  result=dict(changed=True, target=as_target(kind, exc.last, rds.meta.region_name))) from None
             pending, waiting = False, []
     result = dict(
         changed=changed, parameters=wanted, changes=work['changes'], pending_reboot=pending, pending_reboot_parameters=waiting,
@@ -314,11 +304,7 @@ def run(module):
 
 
 def main():
-    module = target_module(argument_spec())
-    try:
-        module.exit_json(**run(module))
-    except RdsIamError as exc:
-        module.fail_json(msg=str(exc))
+    RdsIamModule(argument_spec(), rds_target=True).run(run)
 
 
 if __name__ == '__main__':

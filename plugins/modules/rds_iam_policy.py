@@ -331,12 +331,10 @@ resource_arns:
   sample: [arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ABCDEFGHIJKLMNOPQRSTUVWXYZ/report_reader]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AWS_ARGUMENT_KWARGS, AWS_ARGUMENT_SPEC, aws_session
-from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import aws_session
 from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_entries import PolicyEntries
 from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_sync import sync_policies
+from ansible_collections.rdsiam.auth.plugins.module_utils._module import RdsIamModule
 
 _GRANT_OPTIONS = dict(db_users=dict(type='list', elements='str', required=True), targets=dict(type='list', elements='str', required=True))
 
@@ -371,28 +369,26 @@ def argument_spec():
         purge_attachments=dict(type='bool', default=False),
         allow_wildcard_users=dict(type='bool', default=False),
     )
-    spec.update(AWS_ARGUMENT_SPEC)
     return spec
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, mutually_exclusive=[('name', 'policies')],
-                           required_one_of=[('name', 'policies')], **AWS_ARGUMENT_KWARGS)
+def run(module):
     params = module.params
     # The single form is a one-entry policies call, its result unwrapped by sync_policies.
-    prefix = "rds_iam_policy '%s': " % params['name'] if params['policies'] is None else 'rds_iam_policy: '
+    module.fail_prefix = "rds_iam_policy '%s': " % params['name'] if params['policies'] is None else 'rds_iam_policy: '
     call = PolicyEntries(params)
     problems = call.problems()
     if problems:
-        module.fail_json(msg=prefix + str(call.error(problems)))
-    try:
-        params['region'] = params['region'] or aws_session(params).region_name
-        result = sync_policies(params, module.check_mode, module.warn)
-    except RdsIamError as exc:
-        module.fail_json(msg=prefix + str(exc))
+        raise call.error(problems)
+    params['region'] = params['region'] or aws_session(module.aws_options).region_name
+    result = sync_policies(params, module.check_mode, module.warn)
     if not module._diff:
         result.pop('diff')
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    RdsIamModule(argument_spec(), mutually_exclusive=[('name', 'policies')], required_one_of=[('name', 'policies')]).run(run)
 
 
 if __name__ == '__main__':

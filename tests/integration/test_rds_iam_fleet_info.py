@@ -3,7 +3,7 @@ import collections
 
 import pytest
 
-from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _fleet
+from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _rds_describe as _fleet
 from rdsiam_harness import run_module, run_playbook
 
 
@@ -35,7 +35,7 @@ def test_lists_the_sandbox_fleet_with_resource_ids_moto_reports(sandbox_env):
         assert by_id[identifier]["region"] == sandbox_env.region
         assert by_id[identifier]["account_id"] == sandbox_env.state["operator"]["account_id"]
     aurora = by_id["sbx-aurora-pg"]
-    assert (aurora["engine"], aurora["engine_family"], aurora["reader_endpoint"] is not None) == ("postgres", "aurora-postgresql", True)
+    assert (aurora["engine"], aurora["dialect"], aurora["reader_endpoint"] is not None) == ("aurora-postgresql", "postgres", True)
     assert aurora["master_user_secret_arn"].startswith("arn:aws:secretsmanager:")
     assert by_id["sbx-aurora-pg-1"]["cluster_identifier"] == "sbx-aurora-pg"
     assert by_id["sbx-mysql"]["tags"] == {"env": "dev", "team": "data"}
@@ -153,7 +153,7 @@ def test_targets_become_inventory_hosts_with_add_host(sandbox_env, tmp_path):
     plays = [
         {"name": "discover", "hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": [
             {"name": "fleet", "rdsiam.auth.rds_iam_fleet_info": {"identifiers": ["sbx-*"], "tags": {"team": "data"}}, "register": "fleet"},
-            {"name": "hosts", "ansible.builtin.add_host": {"name": "{{ item.identifier }}", "groups": ["rds_targets", "rds_{{ item.engine }}"],
+            {"name": "hosts", "ansible.builtin.add_host": {"name": "{{ item.identifier }}", "groups": ["rds_targets", "rds_{{ item.dialect }}"],
                                                            "rds_target": "{{ item }}", "login_port": "{{ item.port }}"},
              "loop": "{{ fleet.targets }}"},
         ]},

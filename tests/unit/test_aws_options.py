@@ -346,7 +346,8 @@ def test_assume_role_error_names_code_and_role_without_secrets(sts_stub):
     with pytest.raises(AwsCallError) as err:
         aws_session(opts(assume_role_arn=ROLE_ARN, session_token=TOKEN, **STATIC))
     message = str(err.value)
-    assert message == 'sts:AssumeRole on %s failed: AccessDenied: User is not authorized to perform sts:AssumeRole' % ROLE_ARN
+    assert message == ('sts:AssumeRole on %s failed: AccessDenied: User is not authorized to perform sts:AssumeRole: the role\'s trust '
+                       'policy must allow the calling identity, and the identity needs sts:AssumeRole on the role' % ROLE_ARN)
     assert SECRET not in message and TOKEN not in message
 
 

@@ -15,13 +15,14 @@ def test_lookup_policies_and_db_users_refuse_the_same_user_names():
     """One table of name limits: a name one part accepts, the others accept too (and the reverse)."""
     import pytest
 
-    from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy, _identifiers, _token
+    from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy, _identifiers
 
     cases = {"postgres": ("é" * 31 + "a", "é" * 32), "mysql": ("m" * 32, "m" * 33), "mariadb": ("m" * 80, "m" * 81)}
     for engine, (longest, too_long) in cases.items():
-        assert _token.db_user_problem(longest, engine) is None
+        assert _identifiers.check_db_user_name(longest, engine) == longest
         assert _iam_policy.db_user_problems(longest, engines={engine}) == []
-        assert _token.db_user_problem(too_long, engine) is not None
+        with pytest.raises(_identifiers.IdentifierError):
+            _identifiers.check_db_user_name(too_long, engine)
         assert _iam_policy.db_user_problems(too_long, engines={engine}) != []
         if engine == "postgres":
             _identifiers.check_pg_new_role_name(longest)

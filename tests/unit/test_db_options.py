@@ -30,9 +30,11 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._db import (
     DbLogin,
     DbOptionsError,
     check_db_options,
+    classify_first_reply,
     connect_mysql,
     connect_postgres,
     mysql_connect_kwargs,
+    mysql_dialect,
     mysql_ssl_context,
     postgres_connect_kwargs,
     resolve_db_login,
@@ -553,3 +555,26 @@ def test_tls_warning():
         text = tls_warning(login(ssl_mode=mode))
         assert text.startswith('ssl_mode=%s: ' % mode) and ENDPOINT in text and 'Set ssl_mode=verify-full' in text
         assert PASSWORD not in text
+
+
+# ---- which engine is at the other end ----
+
+@pytest.mark.parametrize("reply, family", [
+    (b"S", "postgres"),
+    (b"N", "postgres"),
+    (b"\x5b\x00\x00\x00\x0a5.5.5-10.11.9-MariaDB\x00", "mysql"),
+    (b"\x4a\x00\x00\x00\x0a8.0.39\x00", "mysql"),
+])
+def test_first_reply_tells_postgres_from_mysql(reply, family):
+    assert classify_first_reply(reply, "db", 1) == family
+
+
+def test_an_unknown_first_reply_asks_for_the_engine():
+    with pytest.raises(DbOptionsError, match="set engine"):
+        classify_first_reply(b"HTTP/1.1 400", "db", 80)
+
+
+@pytest.mark.parametrize("version, dialect", [("10.11.9-MariaDB-0+deb12u1", "mariadb"), ("5.5.5-10.6.1-MariaDB", "mariadb"),
+                                              ("8.0.39", "mysql"), ("8.0.mysql_aurora.3.05.2", "mysql")])
+def test_mysql_and_mariadb_are_told_apart_by_version_string(version, dialect):
+    assert mysql_dialect(version) == dialect

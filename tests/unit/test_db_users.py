@@ -1,15 +1,13 @@
-"""What the PostgreSQL and MySQL/MariaDB user planners share: desired users, plan execution, engine detection."""
+"""What the PostgreSQL and MySQL/MariaDB user planners share: desired users and plan execution."""
 import pytest
 
 from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import (
     USER_OPTION_SPEC,
     UserPlan,
     UserSyncError,
-    classify_first_reply,
     desired_users,
     execute_plan,
     module_result,
-    mysql_dialect,
     new_user_result,
 )
 
@@ -39,27 +37,6 @@ def test_users_listed_twice_or_not_at_all_are_refused():
         desired_users({"users": []})
     with pytest.raises(UserSyncError, match="connection_limit -2 is not valid"):
         desired_users({"name": "a", "connection_limit": -2})
-
-
-@pytest.mark.parametrize("reply, family", [
-    (b"S", "postgres"),
-    (b"N", "postgres"),
-    (b"\x5b\x00\x00\x00\x0a5.5.5-10.11.9-MariaDB\x00", "mysql"),
-    (b"\x4a\x00\x00\x00\x0a8.0.39\x00", "mysql"),
-])
-def test_first_reply_tells_postgres_from_mysql(reply, family):
-    assert classify_first_reply(reply, "db", 1) == family
-
-
-def test_an_unknown_first_reply_asks_for_the_engine():
-    with pytest.raises(UserSyncError, match="set engine"):
-        classify_first_reply(b"HTTP/1.1 400", "db", 80)
-
-
-@pytest.mark.parametrize("version, dialect", [("10.11.9-MariaDB-0+deb12u1", "mariadb"), ("5.5.5-10.6.1-MariaDB", "mariadb"),
-                                              ("8.0.39", "mysql"), ("8.0.mysql_aurora.3.05.2", "mysql")])
-def test_mysql_and_mariadb_are_told_apart_by_version_string(version, dialect):
-    assert mysql_dialect(version) == dialect
 
 
 class DriverError(Exception):

@@ -3,7 +3,8 @@ import botocore.session
 import pytest
 from botocore.stub import Stubber
 
-from ansible_collections.rdsiam.auth.plugins.module_utils import _fleet
+from ansible_collections.rdsiam.auth.plugins.module_utils import _rds_describe as _fleet
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AwsCallError
 
 ACCOUNT = "123456789012"
 
@@ -63,7 +64,7 @@ def test_every_page_of_every_kind_is_read_once(stubs):
     assert [(t["kind"], t["identifier"]) for t in found] == [
         ("instance", "a-pg"), ("instance", "b-maria"), ("instance", "c-aurora-1"), ("cluster", "c-aurora"), ("proxy", "app-proxy")]
     proxy = found[-1]
-    assert (proxy["tags"], proxy["engine"], proxy["resource_id"]) == ({"env": "prod"}, "mysql", "prx-0123456789abcdef0")
+    assert (proxy["tags"], proxy["engine"], proxy["dialect"], proxy["resource_id"]) == ({"env": "prod"}, "MYSQL", "mysql", "prx-0123456789abcdef0")
 
 
 def test_filters_combine(stubs):
@@ -85,16 +86,17 @@ def test_kinds_limit_the_calls(stubs):
 
 def test_aws_errors_name_the_operation_and_region(stubs):
     stubs["rds"].add_client_error("describe_db_instances", "AccessDenied", "not allowed")
-    with pytest.raises(_fleet.AwsCallError, match="describe_db_instances on region us-east-1 failed: AccessDenied"):
+    with pytest.raises(AwsCallError, match="rds:DescribeDBInstances on region us-east-1 failed: AccessDenied: not allowed: grant the calling "
+                       "identity rds:DescribeDBInstances"):
         _fleet.discover({}, ["us-east-1"], kinds=["instance"])
 
 
 TARGETS = [
-    {"identifier": "app-pg", "arn": "arn:a", "resource_id": "db-1", "engine": "postgres", "engine_family": "postgres",
+    {"identifier": "app-pg", "arn": "arn:a", "resource_id": "db-1", "engine": "postgres", "dialect": "postgres",
      "tags": {"env": "prod", "team": "pay"}, "iam_auth_enabled": True},
-    {"identifier": "app-aurora", "arn": "arn:b", "resource_id": "cluster-1", "engine": "postgres", "engine_family": "aurora-postgresql",
+    {"identifier": "app-aurora", "arn": "arn:b", "resource_id": "cluster-1", "engine": "aurora-postgresql", "dialect": "postgres",
      "tags": {"env": "dev"}, "iam_auth_enabled": False},
-    {"identifier": "billing", "arn": "arn:c", "resource_id": "db-2", "engine": "mariadb", "engine_family": "mariadb",
+    {"identifier": "billing", "arn": "arn:c", "resource_id": "db-2", "engine": "mariadb", "dialect": "mariadb",
      "tags": {}, "iam_auth_enabled": False},
 ]
 
@@ -136,6 +138,6 @@ def test_each_region_is_described_once_per_kind(stubs, monkeypatch):
 def test_a_tagging_error_names_the_permission(stubs):
     stubs["rds"].add_response("describe_db_proxies", {"DBProxies": [PROXY]}, {})
     stubs["resourcegroupstaggingapi"].add_client_error("get_resources", "AccessDeniedException", "no")
-    with pytest.raises(_fleet.AwsCallError, match=r"get_resources on the RDS proxies of region us-east-1 failed: AccessDeniedException: no "
-                                                  r"\(proxy tags need the tag:GetResources permission\)"):
+    with pytest.raises(AwsCallError, match=r"^tagging:GetResources on the RDS proxies of region us-east-1 failed: AccessDeniedException: no: "
+                                           r"proxy tags need the tag:GetResources permission$"):
         _fleet.discover({}, ["us-east-1"], kinds=["proxy"])

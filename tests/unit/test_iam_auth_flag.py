@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.rdsiam.auth.plugins.module_utils._iam_auth_flag import flag_applied, flag_state, plan_iam_auth_change
-from ansible_collections.rdsiam.auth.plugins.module_utils._rds_resources import (
+from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import (
     RdsTargetError,
     WaitTimeout,
     check_engine,
@@ -66,7 +66,7 @@ def test_target_reference(options, expected):
     ({'db_instance_identifier': 'arn:aws:rds:us-east-1:123456789012:cluster:pay'}, 'ARN of a cluster, not of a instance: pass it as db_cluster_identifier'),
     ({'db_instance_identifier': 'bad--name'}, "db_instance_identifier 'bad--name' is not an RDS identifier"),
     ({'db_cluster_identifier': '1starts-with-digit'}, 'is not an RDS identifier'),
-    ({}, 'set db_instance_identifier or db_cluster_identifier'),
+    ({}, 'set target, db_instance_identifier or db_cluster_identifier'),
 ])
 def test_target_reference_refuses(options, message):
     with pytest.raises(RdsTargetError, match=message.replace('(', r'\(')):
@@ -127,7 +127,7 @@ def _stubbed_rds():
 
 
 def test_describe_names_a_missing_target_and_its_region():
-    from ansible_collections.rdsiam.auth.plugins.module_utils._rds_resources import describe
+    from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import describe
 
     rds, stub = _stubbed_rds()
     stub.add_client_error('describe_db_clusters', service_error_code='DBClusterNotFoundFault', service_message='not found')
@@ -136,12 +136,12 @@ def test_describe_names_a_missing_target_and_its_region():
 
 
 def test_aws_failures_name_the_operation_and_the_subject_but_no_secret():
-    from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AwsCallError
-    from ansible_collections.rdsiam.auth.plugins.module_utils._rds_resources import call
+    from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AwsCallError, aws_call
 
     rds, stub = _stubbed_rds()
     stub.add_client_error('modify_db_cluster_parameter_group', service_error_code='InvalidDBParameterGroupState', service_message='busy')
     with stub, pytest.raises(AwsCallError) as failed:
-        call(rds, 'modify_db_cluster_parameter_group', 'grp', DBClusterParameterGroupName='grp', Parameters=[])
+        aws_call(rds, 'modify_db_cluster_parameter_group', 'grp', DBClusterParameterGroupName='grp', Parameters=[])
     assert str(failed.value) == 'rds:ModifyDBClusterParameterGroup on grp failed: InvalidDBParameterGroupState: busy'
+    assert (failed.value.code, failed.value.operation) == ('InvalidDBParameterGroupState', 'rds:ModifyDBClusterParameterGroup')
     assert 'not-a-real-secret' not in str(failed.value)

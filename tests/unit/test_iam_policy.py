@@ -106,8 +106,8 @@ def test_wildcard_users_only_when_allowed():
 
 def test_db_users_longer_than_the_engine_accepts_are_refused():
     assert docs.db_user_problems("u" * 63, engines={"postgres"}) == []
-    assert "at most 63" in docs.db_user_problems("u" * 64, engines={"postgres"})[0]
-    assert "at most 32" in docs.db_user_problems("u" * 33, engines={"mysql"})[0]
+    assert "more than the 63 bytes a user name can have on postgres" in docs.db_user_problems("u" * 64, engines={"postgres"})[0]
+    assert "more than the 32 characters a user name can have on mysql" in docs.db_user_problems("u" * 33, engines={"mysql"})[0]
     assert docs.db_user_problems("u" * 33, engines={"mariadb"}) == []
     assert docs.db_user_problems("é" * 32, engines={"postgres"})  # 64 bytes
 

@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _iam_policy as docs
-from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy_reads as reads, _iam_policy_store as store
+from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy_reads as reads
 from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy_sync as sync
 from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AwsCallError
 
@@ -37,7 +37,7 @@ def params(**options):
 
 @pytest.fixture
 def iam(monkeypatch):
-    monkeypatch.setattr(store, "_RETRY_BACKOFF", 0)
+    monkeypatch.setattr(_aws, "_DECLARED_RETRY_BACKOFF", 0)
     monkeypatch.setattr(reads, "caller_account", lambda _options: ("aws", ACCOUNT))
     client = botocore.session.get_session().create_client("iam", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
     with Stubber(client) as stubber:
@@ -138,7 +138,7 @@ def test_a_name_taken_under_the_same_path_never_blames_the_path(iam):
     run = planned(client, stubber)
     stubber.add_client_error("create_policy", "EntityAlreadyExists", "exists")
     stubber.add_response("list_policies", {"Policies": [{"PolicyName": NAME, "Path": "/", "Arn": ARN}]}, {"Scope": "Local"})
-    for _attempt in range(store._RETRY_ATTEMPTS):  # pylint: disable=protected-access
+    for _attempt in range(_aws._DECLARED_RETRY_ATTEMPTS):  # pylint: disable=protected-access
         stubber.add_client_error("get_policy", "NoSuchEntity", "deleted again", expected_params={"PolicyArn": ARN})
     with pytest.raises(AwsCallError) as error:
         run.apply()

@@ -5,7 +5,7 @@ import botocore.session
 import pytest
 from botocore.stub import Stubber
 
-from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy_store as store
+from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _iam_policy_store as store
 from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AwsCallError
 
 ARN = "arn:aws:iam::123456789012:policy/rdsiam-alice"
@@ -14,7 +14,7 @@ DOC = '{"Version":"2012-10-17","Statement":[]}'
 
 @pytest.fixture
 def iam(monkeypatch):
-    monkeypatch.setattr(store, "_RETRY_BACKOFF", 0)
+    monkeypatch.setattr(_aws, "_DECLARED_RETRY_BACKOFF", 0)
     client = botocore.session.get_session().create_client("iam", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
     with Stubber(client) as stubber:
         yield store.IamStore(client, "policy 'rdsiam-alice' for role analysts"), stubber
@@ -54,7 +54,7 @@ def test_concurrent_modification_is_retried(iam):
 
 def test_concurrent_modification_gives_up_with_the_subject(iam):
     client, stubber = iam
-    for _attempt in range(store._RETRY_ATTEMPTS):  # pylint: disable=protected-access
+    for _attempt in range(_aws._DECLARED_RETRY_ATTEMPTS):  # pylint: disable=protected-access
         stubber.add_client_error("attach_role_policy", "ConcurrentModification", "busy")
     with pytest.raises(AwsCallError, match="iam:AttachRolePolicy on policy 'rdsiam-alice' to role 'analysts' failed: "
                                            "ConcurrentModification: busy: another change"):
@@ -73,8 +73,8 @@ def test_concurrent_modification_of_a_new_version_is_retried_then_succeeds(iam):
 def test_declared_retries_pause_with_jitter_under_a_doubling_cap(iam, monkeypatch):
     client, stubber = iam
     pauses = []
-    monkeypatch.setattr(store, "_RETRY_BACKOFF", 0.5)
-    monkeypatch.setattr(store.time, "sleep", pauses.append)
+    monkeypatch.setattr(_aws, "_DECLARED_RETRY_BACKOFF", 0.5)
+    monkeypatch.setattr(_aws.time, "sleep", pauses.append)
     for _attempt in range(2):
         stubber.add_client_error("tag_policy", "ConcurrentModification", "busy")
     stubber.add_response("tag_policy", {}, {"PolicyArn": ARN, "Tags": [{"Key": "owner", "Value": "ops"}]})

@@ -4,8 +4,8 @@ import botocore.session
 import pytest
 from botocore.stub import ANY, Stubber
 
-from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _fleet, _iam_policy as docs, _iam_policy_entries as entries
-from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy_store as store, _iam_policy_sync as sync, _iam_policy_targets as resolve
+from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _iam_policy as docs, _iam_policy_entries as entries, _rds_describe as _fleet
+from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy_sync as sync, _iam_policy_resources as resolve
 from test_fleet import ACCOUNT, cluster, instance  # same directory: pytest puts it on sys.path
 
 REGION = "us-east-1"
@@ -38,7 +38,7 @@ def document_text(user, target="app-pg"):
 
 @pytest.fixture
 def stubs(monkeypatch):
-    monkeypatch.setattr(store, "_RETRY_BACKOFF", 0)
+    monkeypatch.setattr(_aws, "_DECLARED_RETRY_BACKOFF", 0)
     session = botocore.session.get_session()
     clients = {service: session.create_client(service, region_name=REGION, aws_access_key_id="k", aws_secret_access_key="s")
                for service in ("rds", "sts", "iam")}

@@ -3,7 +3,7 @@ import botocore.session
 import pytest
 from botocore.stub import Stubber
 
-from ansible_collections.rdsiam.auth.plugins.module_utils import _fleet, _iam_policy_targets as resolve
+from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy_resources as resolve, _rds_describe as _fleet
 from test_fleet import PROXY, cluster, instance  # same directory: pytest puts it on sys.path
 
 REGION = "us-east-1"
@@ -85,7 +85,7 @@ def test_wildcard_needs_no_describe_and_takes_the_account_from_sts(stubs):
     stubs["sts"].add_response("get_caller_identity", {"Account": "210987654321", "Arn": "arn:aws-cn:iam::210987654321:user/op",
                                                       "UserId": "AIDA"}, {})
     resolved, _warnings = resolve.resolve_targets({}, ["*"], "cn-north-1")
-    assert resolved["*"] == [dict(resource_id="*", region="cn-north-1", account_id="210987654321", partition="aws-cn", engine=None,
+    assert resolved["*"] == [dict(resource_id="*", region="cn-north-1", account_id="210987654321", partition="aws-cn", dialect=None,
                                   label="every target in cn-north-1")]
 
 

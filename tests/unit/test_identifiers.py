@@ -60,17 +60,17 @@ def test_error_messages_escape_control_characters():
 
 def test_mysql_user_limits_differ_by_engine():
     assert check_mysql_user("u" * 32, "mysql") == "u" * 32
-    with pytest.raises(IdentifierError, match="33 characters long; the limit here is 32"):
+    with pytest.raises(IdentifierError, match="33 characters long, more than the 32 characters a user name can have on mysql"):
         check_mysql_user("u" * 33, "mysql")
     assert check_mysql_user("ü" * 80, "mariadb") == "ü" * 80  # characters, not bytes
-    with pytest.raises(IdentifierError, match="81 characters long; the limit here is 80"):
+    with pytest.raises(IdentifierError, match="81 characters long, more than the 80 characters a user name can have on mariadb"):
         check_mysql_user("u" * 81, "mariadb")
 
 
 @pytest.mark.parametrize("bad, message", [
     ("bob ", "ends with a space"),
     ("emoji\U0001F600", "Basic Multilingual Plane"),
-    ("nul\x00", "NUL byte"),
+    ("nul\x00", "NUL character"),
     ("", "non-empty"),
 ])
 def test_mysql_user_names_the_grant_tables_would_change_are_refused(bad, message):

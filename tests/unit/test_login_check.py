@@ -14,11 +14,12 @@ from ansible_collections.rdsiam.auth.plugins.modules import rds_iam_login_check
 from ansible_collections.rdsiam.auth.plugins.module_utils import _db
 from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AWS_ARGUMENT_SPEC
 from ansible_collections.rdsiam.auth.plugins.module_utils._db import DbOptionsError
+from ansible_collections.rdsiam.auth.plugins.module_utils._module import merged_argument_spec
 from ansible_collections.rdsiam.auth.plugins.module_utils._login_check import (
+    LOGIN_CHECK_DB_OPTIONS,
     LoginCheckError,
     check_logins,
     classify_error,
-    login_check_argument_spec,
     short_reason,
 )
 from ansible_collections.rdsiam.auth.plugins.module_utils._token import Credentials
@@ -45,6 +46,12 @@ MY_CERT = ("(2003, \"Can't connect to MySQL server on '127.0.0.1' ([SSL: CERTIFI
 
 # ---- options ----
 
+def login_check_argument_spec():
+    """The module's options as its skeleton builds them, without the AWS and target options its doc fragments document."""
+    spec = merged_argument_spec(rds_iam_login_check.argument_spec(), db=LOGIN_CHECK_DB_OPTIONS)[0]
+    return dict((name, option) for name, option in spec.items() if name not in AWS_ARGUMENT_SPEC and name not in ('target', 'login_override'))
+
+
 def test_module_documents_exactly_its_options_with_the_same_types_defaults_and_choices():
     documented = yaml.safe_load(rds_iam_login_check.DOCUMENTATION)['options']
     spec = login_check_argument_spec()
@@ -57,7 +64,7 @@ def test_module_documents_exactly_its_options_with_the_same_types_defaults_and_c
         assert doc.get('choices') == option.get('choices'), name
         assert sorted(doc.get('aliases', [])) == sorted(option.get('aliases', [])), name
         assert doc.get('required', False) == option.get('required', False), name
-    assert 'rdsiam.auth.aws' in yaml.safe_load(rds_iam_login_check.DOCUMENTATION)['extends_documentation_fragment']
+    assert {'rdsiam.auth.aws', 'rdsiam.auth.db_target'} <= set(yaml.safe_load(rds_iam_login_check.DOCUMENTATION)['extends_documentation_fragment'])
     assert not set(spec) & set(AWS_ARGUMENT_SPEC)
 
 
@@ -274,7 +281,7 @@ def test_tls_failures_name_the_ca_bundle():
     (dict(ssl_mode='disable'), LoginCheckError, "ssl_mode 'disable' cannot carry an IAM token"),
     (dict(engine='mysql', db_users=['x' * 33]), LoginCheckError, 'more than the 32 characters'),
     (dict(endpoint=None, login_host=None), DbOptionsError, 'neither login_host nor endpoint'),
-    (dict(engine='auto', login_port=None), LoginCheckError, 'engine auto needs login_host'),
+    (dict(engine='auto', login_port=None), DbOptionsError, 'engine auto needs login_host'),
     (dict(endpoint='db.internal'), DbOptionsError, 'no region to sign the IAM token'),
 ])
 def test_bad_input_fails_before_any_login(overrides, error, match):

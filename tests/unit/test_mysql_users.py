@@ -76,7 +76,7 @@ def test_mysql_dialect_names_roles_with_a_host_and_activates_them_all():
 
 
 def test_mysql_user_names_stop_at_32_characters_mariadb_at_80():
-    with pytest.raises(UserSyncError, match="33 characters long; the limit here is 32"):
+    with pytest.raises(UserSyncError, match="33 characters long, more than the 32 characters a user name can have on mysql"):
         check_names(desired_users({"name": "u" * 33}), "mysql")
     check_names(desired_users({"name": "u" * 33}), "mariadb")
     with pytest.raises(UserSyncError, match="81 characters"):

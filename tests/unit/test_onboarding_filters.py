@@ -90,7 +90,7 @@ def test_abac_policy_names_the_user_by_principal_tag():
 @pytest.mark.parametrize("kwargs, message", [
     ({"users": ["alice"], "targets": []}, "no targets"),
     ({"users": ["alice"], "targets": [ARN_PG], "mode": "shared"}, "policy mode 'shared'"),
-    ({"users": ["a" * 130], "targets": [ARN_PG]}, "longer than any engine keeps"),
+    ({"users": ["a" * 130], "targets": [ARN_PG]}, "more than the 80 characters a user name can have on any RDS engine"),
     ({"users": ["al ice"], "targets": [ARN_PG]}, "whitespace or a control character, which no IAM token can name"),
     ({"users": ["${aws:username}"], "targets": [ARN_PG]}, "IAM reads as a policy variable"),
     ({"users": ["a*"], "targets": [ARN_PG]}, "is a wildcard"),
@@ -242,8 +242,8 @@ def test_offboarding_names_the_policies_onboarding_wrote_and_derived_ones_say_wh
 
 # --- every user checked against every engine of the run -----------------------------------------------------------
 
-FLEET = [{"identifier": "pg1", "engine": "postgres"}, {"identifier": "aurora1", "engine": "postgres"},
-         {"identifier": "my1", "engine": "mysql"}, {"identifier": "maria1", "engine": "mariadb"}]
+FLEET = [{"identifier": "pg1", "engine": "postgres", "dialect": "postgres"}, {"identifier": "aurora1", "engine": "aurora-postgresql", "dialect": "postgres"},
+         {"identifier": "my1", "engine": "mysql", "dialect": "mysql"}, {"identifier": "maria1", "engine": "mariadb", "dialect": "mariadb"}]
 
 
 def test_users_are_checked_against_the_engines_of_the_targets_found():
@@ -254,7 +254,7 @@ def test_users_are_checked_against_the_engines_of_the_targets_found():
     message = str(failure.value)
     assert message.startswith("2 problem(s) with the users, so nothing was changed")
     assert "on postgres (aurora1, pg1): user '%s' is 70 bytes long" % name in message
-    assert "on mysql (my1): user '%s' is 70 characters long; the limit here is 32" % name in message
+    assert "on mysql (my1): user '%s' is 70 characters long, more than the 32 characters a user name can have on mysql" % name in message
     assert "mariadb" not in message
 
 

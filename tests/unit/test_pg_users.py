@@ -212,7 +212,7 @@ def test_a_group_role_listed_as_locked_is_left_as_it_is():
 
 
 def test_names_are_checked_before_any_query():
-    with pytest.raises(UserSyncError, match="NUL byte"):
+    with pytest.raises(UserSyncError, match="NUL character"):
         check_names(desired_users({"name": "x\x00"}), OPTIONS)
     with pytest.raises(UserSyncError, match="64 bytes"):
         check_names(desired_users({"name": "ok", "roles": ["r" * 64]}), OPTIONS)

@@ -1,7 +1,7 @@
 """The target shape shared by rds_iam_fleet_info, rds_iam_policy and rds_iam_auth."""
 import pytest
 
-from ansible_collections.rdsiam.auth.plugins.module_utils import _rds_targets as targets
+from ansible_collections.rdsiam.auth.plugins.module_utils import _target_dict as targets
 
 ACCOUNT = "123456789012"
 
@@ -34,7 +34,7 @@ def test_instance_target_has_every_key_from_the_describe_item():
     target = targets.target_from_instance(INSTANCE)
     assert set(target) == set(targets.TARGET_KEYS)
     assert target == dict(
-        kind="instance", identifier="app-pg", arn=INSTANCE["DBInstanceArn"], engine="postgres", engine_family="postgres",
+        kind="instance", identifier="app-pg", arn=INSTANCE["DBInstanceArn"], engine="postgres", dialect="postgres",
         engine_version="15.7", endpoint="app-pg.abc.eu-west-1.rds.amazonaws.com", port=5432, reader_endpoint=None,
         resource_id="db-ABCDEFGHIJKLMNOPQRSTUVWXYZ", iam_auth_enabled=True, master_username="postgres",
         master_user_secret_arn="arn:aws:secretsmanager:eu-west-1:1:secret:x",
@@ -44,7 +44,7 @@ def test_instance_target_has_every_key_from_the_describe_item():
 
 def test_cluster_target_reports_a_pending_member_and_the_reader_endpoint():
     target = targets.target_from_cluster(CLUSTER, region="eu-west-1")
-    assert (target["kind"], target["engine"], target["engine_family"]) == ("cluster", "mysql", "aurora-mysql")
+    assert (target["kind"], target["engine"], target["dialect"]) == ("cluster", "aurora-mysql", "mysql")
     assert target["parameter_group"] == {"name": "app-aurora-params", "apply_status": "pending-reboot"}
     assert target["reader_endpoint"].startswith("app-aurora.cluster-ro-")
     assert (target["resource_id"], target["port"], target["tags"], target["iam_auth_enabled"]) == (
@@ -53,7 +53,8 @@ def test_cluster_target_reports_a_pending_member_and_the_reader_endpoint():
 
 def test_proxy_target_takes_its_resource_id_from_the_arn_and_its_port_from_the_family():
     target = targets.target_from_proxy(PROXY, tags={"env": "prod"})
-    assert (target["kind"], target["resource_id"], target["engine"], target["port"]) == ("proxy", "prx-0123456789abcdef0", "postgres", 5432)
+    assert (target["kind"], target["resource_id"], target["engine"], target["port"]) == ("proxy", "prx-0123456789abcdef0", "POSTGRESQL", 5432)
+    assert target["dialect"] == "postgres"
     assert (target["iam_auth_enabled"], target["tags"], target["region"], target["account_id"]) == (True, {"env": "prod"}, "eu-west-1", ACCOUNT)
     assert target["parameter_group"] is None and target["master_username"] is None
     disabled = dict(PROXY, Auth=[{"AuthScheme": "SECRETS", "IAMAuth": "DISABLED"}])
@@ -63,15 +64,15 @@ def test_proxy_target_takes_its_resource_id_from_the_arn_and_its_port_from_the_f
 def test_aurora_member_instance_keeps_its_cluster():
     member = dict(INSTANCE, DBInstanceIdentifier="app-aurora-1", Engine="aurora-postgresql", DBClusterIdentifier="app-aurora")
     target = targets.target_from_instance(member)
-    assert (target["cluster_identifier"], target["engine"], target["engine_family"]) == ("app-aurora", "postgres", "aurora-postgresql")
+    assert (target["cluster_identifier"], target["engine"], target["dialect"]) == ("app-aurora", "aurora-postgresql", "postgres")
 
 
-@pytest.mark.parametrize("engine, normalised", [
+@pytest.mark.parametrize("engine, dialect", [
     ("postgres", "postgres"), ("aurora-postgresql", "postgres"), ("POSTGRESQL", "postgres"), ("mysql", "mysql"),
-    ("aurora-mysql", "mysql"), ("aurora", "mysql"), ("MYSQL", "mysql"), ("mariadb", "mariadb"), ("oracle-ee", "oracle-ee"),
+    ("aurora-mysql", "mysql"), ("aurora", "mysql"), ("MYSQL", "mysql"), ("mariadb", "mariadb"), ("oracle-ee", None), (None, None),
 ])
-def test_normalise_engine(engine, normalised):
-    assert targets.normalise_engine(engine) == (normalised, engine)
+def test_dialect_of_every_engine_name(engine, dialect):
+    assert targets.dialect(engine) == dialect
 
 
 @pytest.mark.parametrize("value, parsed", [

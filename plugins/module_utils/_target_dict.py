@@ -1,7 +1,7 @@
 # Copyright: Contributors to the rdsiam.auth project
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The one shape of an RDS target (instance, Aurora cluster or RDS proxy) the collection returns.
+"""The one shape of an RDS target (instance, Aurora cluster or RDS proxy) the collection returns, and engine names.
 
 This is a private helper of the rdsiam.auth collection, for internal use only.
 Its names and behaviour may change without notice; do not import it from other collections.
@@ -14,14 +14,15 @@ Public functions:
 - ``target_from_cluster(item, region=None)``: one ``describe_db_clusters`` item -> target dict.
 - ``target_from_proxy(item, region=None, tags=None)``: one ``describe_db_proxies`` item -> target dict
   (proxies carry no TagList in describe responses; pass the tags if they were fetched).
-- ``normalise_engine(engine)``: an RDS engine name or proxy EngineFamily -> ``(engine, engine_family)``.
+- ``dialect(engine)``: an RDS engine name or proxy EngineFamily -> ``postgres``, ``mysql``, ``mariadb`` or None.
 - ``parse_target_ref(value)``: an identifier or RDS ARN -> ``(kind, identifier, region)``; kind and
   region are None for a plain identifier.
 - ``resource_id_kind(value)``: ``instance``/``cluster``/``proxy`` when value is shaped like a resource id, else None.
 - ``is_valid_identifier(value)``: whether value follows RDS's identifier rules (instances, clusters, proxies).
 - ``tags_to_dict(tag_list)``, ``account_id_from_arn(arn)``, ``region_from_arn(arn)``.
 
-Target dict keys: kind, identifier, arn, engine, engine_family, engine_version, endpoint, port,
+Target dict keys: kind, identifier, arn, engine (as RDS reports it: aurora-postgresql, mysql, ...; a proxy's
+EngineFamily), dialect (postgres, mysql or mariadb: the SQL and IAM mechanism), engine_version, endpoint, port,
 reader_endpoint, resource_id, iam_auth_enabled, master_username, master_user_secret_arn,
 parameter_group ({name, apply_status} or None), cluster_identifier, region, account_id, tags, status.
 """
@@ -33,11 +34,11 @@ import re
 from ansible_collections.rdsiam.auth.plugins.module_utils._aws import region_from_arn
 
 KINDS = ('instance', 'cluster', 'proxy')
-TARGET_KEYS = ('kind', 'identifier', 'arn', 'engine', 'engine_family', 'engine_version', 'endpoint', 'port',
+TARGET_KEYS = ('kind', 'identifier', 'arn', 'engine', 'dialect', 'engine_version', 'endpoint', 'port',
                'reader_endpoint', 'resource_id', 'iam_auth_enabled', 'master_username', 'master_user_secret_arn',
                'parameter_group', 'cluster_identifier', 'region', 'account_id', 'tags', 'status')
 
-# RDS engine names (and proxy engine families, lower-cased) -> the engine whose SQL dialect and IAM mechanism apply.
+# RDS engine names (and proxy engine families, lower-cased) -> the SQL dialect and IAM mechanism that apply.
 ENGINE_DIALECTS = {
     'postgres': 'postgres',
     'aurora-postgresql': 'postgres',
@@ -76,11 +77,10 @@ def account_id_from_arn(arn):
     return _arn_field(arn, 4)
 
 
-def normalise_engine(engine):
-    """('postgres' | 'mysql' | 'mariadb' | other lower-cased name, the engine name as AWS reported it)."""
-    if not engine:
-        return None, None
-    return ENGINE_DIALECTS.get(engine.lower(), engine.lower()), engine
+def dialect(engine):
+    """'postgres', 'mysql' or 'mariadb' for an engine name as RDS spells it (aurora-postgresql, aurora-mysql, a proxy's
+    POSTGRESQL, or a dialect name itself); None for engines without IAM database authentication or SQL here."""
+    return ENGINE_DIALECTS.get((engine or '').lower())
 
 
 def is_valid_identifier(value):
@@ -108,7 +108,7 @@ def parse_target_ref(value):
 def _target(**fields):
     target = dict.fromkeys(TARGET_KEYS)
     target.update(fields)
-    target['engine'], target['engine_family'] = normalise_engine(fields.get('engine'))
+    target['dialect'] = dialect(target['engine'])
     target['account_id'] = account_id_from_arn(target['arn'])
     target['region'] = target['region'] or region_from_arn(target['arn'])
     target['tags'] = target['tags'] or {}

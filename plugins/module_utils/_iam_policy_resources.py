@@ -11,10 +11,10 @@ from __future__ import annotations
 # the user typed. One describe per kind and region, whatever the number of targets;
 # every unknown target is reported at once, before anything is written.
 
-from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AwsCallError, aws_client, aws_error_message
-from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError, import_library
-from ansible_collections.rdsiam.auth.plugins.module_utils._fleet import describe_region, targets_of_region
-from ansible_collections.rdsiam.auth.plugins.module_utils._rds_targets import (
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import aws_call, aws_client
+from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
+from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import describe_region, targets_of_region
+from ansible_collections.rdsiam.auth.plugins.module_utils._target_dict import (
     is_valid_identifier,
     parse_target_ref,
     resource_id_kind,
@@ -77,17 +77,13 @@ def _describe(options, region, kinds):
 
 def caller_account(options):
     """(partition, account id) of the calling identity: one sts:GetCallerIdentity."""
-    exceptions = import_library('botocore.exceptions', 'botocore', reason='to call AWS APIs')
-    try:
-        arn = aws_client(options, 'sts').get_caller_identity()['Arn']
-    except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
-        raise AwsCallError(aws_error_message(exc, 'sts:GetCallerIdentity', 'the current credentials')) from exc
+    arn = aws_call(aws_client(options, 'sts'), 'get_caller_identity', 'the current credentials')['Arn']
     parts = arn.split(':')
     return parts[1], parts[4]
 
 
 def resolve_targets(options, values, default_region, caller=None):
-    """{target value: [resolved]} and warnings; resolved = dict(resource_id, region, account_id, partition, engine, label).
+    """{target value: [resolved]} and warnings; resolved = dict(resource_id, region, account_id, partition, dialect, label).
 
     Raises UnknownTargetError naming every target that was not found.
     """
@@ -144,7 +140,7 @@ def _as_resolved(target, index, warnings):
             target = cluster
     partition = (target['arn'] or 'arn:aws').split(':')[1]
     return dict(resource_id=target['resource_id'], region=target['region'], account_id=target['account_id'], partition=partition,
-                engine=target['engine'], label='%s %s' % (target['kind'], target['identifier']))
+                dialect=target['dialect'], label='%s %s' % (target['kind'], target['identifier']))
 
 
 def _add_wildcards(options, refs, resolved, caller=None):
@@ -156,5 +152,5 @@ def _add_wildcards(options, refs, resolved, caller=None):
         partition, account = known[0]['partition'], known[0]['account_id']
     else:
         partition, account = caller() if caller else caller_account(options)
-    resolved[WILDCARD] = [dict(resource_id=WILDCARD, region=region, account_id=account, partition=partition, engine=None,
+    resolved[WILDCARD] = [dict(resource_id=WILDCARD, region=region, account_id=account, partition=partition, dialect=None,
                                label='every target in %s' % region) for region in wildcard_regions]
