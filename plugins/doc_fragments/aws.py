@@ -31,7 +31,7 @@ options:
     description:
       - The AWS access key id for static credentials. Requires O(secret_key).
       - If not set, the E(AWS_ACCESS_KEY_ID), E(AWS_ACCESS_KEY) or E(EC2_ACCESS_KEY) environment variable is used.
-      - When no credentials are given, the boto3 default credential chain is used (environment, shared files, container or instance role).
+      - When no credentials are given, the default AWS credential chain is used (environment, shared files, container or instance role).
     type: str
     aliases: [aws_access_key_id, aws_access_key, ec2_access_key]
   secret_key:
@@ -109,7 +109,6 @@ notes:
   - Credentials are resolved once per run for each distinct set of options and reused by every AWS client of that run.
   - AWS calls retry with botocore's V(standard) retry mode and identify themselves with the C(rdsiam.auth) user agent.
 requirements:
-  - boto3 >= 1.34.0
   - botocore >= 1.34.0
 """
 

@@ -14,8 +14,17 @@ options:
       - The instance or cluster as M(rdsiam.auth.rds_iam_fleet_info) returns it in RV(rdsiam.auth.rds_iam_fleet_info#module:targets);
         its C(kind), C(identifier) and C(region) are used.
       - Its region applies when O(region) is not set.
-      - Exactly one of O(target), O(db_instance_identifier) and O(db_cluster_identifier) is required.
+      - Exactly one of O(target), O(targets), O(db_instance_identifier) and O(db_cluster_identifier) is required.
     type: dict
+  targets:
+    description:
+      - Several instances and clusters as M(rdsiam.auth.rds_iam_fleet_info) returns them, acted on in one run, so that a
+        play does this AWS-only step once rather than once per host.
+      - The result then holds one entry per target in RV(results), in the same order, each with the keys a single-target
+        run returns plus C(kind) and C(identifier); a target that failed has C(failed) and C(msg). The run fails after
+        every target was tried when any of them failed.
+    type: list
+    elements: dict
   db_instance_identifier:
     description:
       - The DB instance, by identifier or ARN. An ARN is looked up in the region it names, whatever O(region) says.

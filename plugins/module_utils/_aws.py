@@ -6,12 +6,13 @@ from __future__ import annotations
 # This is a private helper of the rdsiam.auth collection, for internal use only.
 # Its names and behaviour may change without notice; do not import it from other collections.
 #
-# AWS options (amazon.aws names) and the single place that builds boto3 sessions and clients.
+# AWS options (amazon.aws names) and the single place that builds botocore sessions and clients.
 # Everything works on a plain mapping of option values, so a module (AnsibleModule.params) and
 # a lookup (self.get_options()) share one implementation. Errors are raised as RdsIamError
 # subclasses; the caller turns them into fail_json / AnsibleLookupError.
-# boto3 and botocore are imported inside functions only: importing this file must stay cheap
-# for modules that never talk to AWS.
+# botocore is imported inside functions only: importing this file must stay cheap for modules that
+# never talk to AWS. boto3 is not used at all: its Session only wraps botocore's, and its import
+# costs every module run.
 
 import datetime
 import hashlib
@@ -96,10 +97,6 @@ class AwsCallError(RdsIamError):
 
 class NoCredentialsError(AwsOptionsError):
     """No credential source yielded AWS credentials."""
-
-
-def _boto3():
-    return import_library('boto3', reason='to call AWS APIs')
 
 
 def _botocore(submodule):
@@ -219,7 +216,7 @@ def _session_cache_key(options):
 
 
 def aws_session(options):
-    """A boto3 Session for the options: static keys, profile or default chain, then AssumeRole if asked."""
+    """A botocore Session for the options: static keys, profile or default chain, then AssumeRole if asked."""
     check_aws_options(options)
     key = _session_cache_key(options)
     cached = _SESSION_CACHE.get(key)
@@ -235,31 +232,43 @@ def aws_session(options):
     return session
 
 
+def _new_session(profile=None, access_key=None, secret_key=None, session_token=None, region=None):
+    session = _botocore('session').Session(profile=profile or None)
+    if access_key:
+        session.set_credentials(access_key, secret_key, session_token or None)
+    if region:
+        session.set_config_variable('region', region)
+    return session
+
+
 def _base_session(options):
-    boto3 = _boto3()
     exceptions = _botocore('exceptions')
     try:
-        return boto3.Session(
-            aws_access_key_id=options.get('access_key') or None,
-            aws_secret_access_key=options.get('secret_key') or None,
-            aws_session_token=options.get('session_token') or None,
-            profile_name=options.get('profile') or None,
-            region_name=options.get('region') or None,
-        )
+        session = _new_session(options.get('profile'), options.get('access_key'), options.get('secret_key'),
+                               options.get('session_token'), options.get('region'))
+        # botocore reads the profile lazily: ask now, so an unknown profile fails here with its name.
+        session.get_scoped_config()
+        return session
     except exceptions.ProfileNotFound as exc:
         raise AwsOptionsError("profile '%s' is not defined in the AWS config or credentials file: "
                               'check the name, or set AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE' % options.get('profile')) from exc
 
 
+def session_region(session):
+    """The region a session resolved (option, profile or AWS_REGION / AWS_DEFAULT_REGION), or None."""
+    return session.get_config_variable('region')
+
+
+def default_region(options):
+    """The region option, else the one the AWS configuration gives."""
+    return options.get('region') or session_region(aws_session(options))
+
+
 def _assume_role(base_session, options):
     """A session on the role's temporary credentials (from the on-disk cache or STS) and when to refresh it."""
     credentials = _assumed_role_credentials(options, base_session)
-    session = _boto3().Session(
-        aws_access_key_id=credentials.access_key,
-        aws_secret_access_key=credentials.secret_key,
-        aws_session_token=credentials.session_token,
-        region_name=options.get('region') or base_session.region_name,
-    )
+    session = _new_session(access_key=credentials.access_key, secret_key=credentials.secret_key,
+                           session_token=credentials.session_token, region=options.get('region') or session_region(base_session))
     refresh_at = credentials.expiration.timestamp() - _EXPIRY_MARGIN_SECONDS if credentials.expiration else None
     return session, refresh_at
 
@@ -290,11 +299,11 @@ def _chain_credentials(session):
 
 def _no_credentials_message(session):
     try:
-        resolver = session._session.get_component('credential_provider')  # pylint: disable=protected-access
+        resolver = session.get_component('credential_provider')
         tried = [provider.METHOD for provider in resolver.providers]
     except (AttributeError, KeyError):
         tried = ['env', 'shared-credentials-file', 'config-file', 'container-role', 'iam-role']
-    profile = session.profile_name or 'default'
+    profile = session.profile or 'default'
     return ('no AWS credentials found: tried the access_key/secret_key options, then botocore\'s credential chain (%s) with '
             "profile '%s': set access_key and secret_key (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), set profile to a profile "
             'that has credentials, or run where a container or instance role is available' % (', '.join(tried), profile))
@@ -340,7 +349,7 @@ def tls_verify_setting(options):
 
 
 def aws_client_kwargs(options):
-    """Keyword arguments for Session.client(): the one client configuration the collection uses."""
+    """Keyword arguments for Session.create_client(): the one client configuration the collection uses."""
     config_module = _botocore('config')
     # Retries come from botocore's own retry modes, never a hand-written loop.
     config = config_module.Config(retries={'mode': 'standard'}, user_agent_extra=USER_AGENT_EXTRA)
@@ -355,11 +364,11 @@ def aws_client_kwargs(options):
 
 
 def aws_client(options, service, session=None):
-    """The one place boto3 clients are created: shared retry mode, user agent, region, endpoint and TLS settings."""
+    """The one place AWS clients are created: shared retry mode, user agent, region, endpoint and TLS settings."""
     exceptions = _botocore('exceptions')
     session = session or aws_session(options)
     try:
-        return session.client(service, **aws_client_kwargs(options))
+        return session.create_client(service, **aws_client_kwargs(options))
     except exceptions.NoRegionError as exc:
         raise AwsOptionsError('no AWS region for %s: set region (or AWS_REGION), or a region in the profile' % service) from exc
 

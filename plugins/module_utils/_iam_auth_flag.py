@@ -8,10 +8,20 @@ from __future__ import annotations
 #
 # The IAM database authentication flag of an instance or cluster: where it lives (on Aurora, the
 # cluster), what a run has to do about it (plan_iam_auth_change, pure), doing it, and knowing when
-# RDS has applied it.
+# RDS has applied it. One run may set it on many targets: every change is asked for first, then the
+# waits share one deadline, so RDS applies them side by side.
 
 from ansible_collections.rdsiam.auth.plugins.module_utils._aws import aws_call
-from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import RdsTargetError, check_engine, describe
+from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
+from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import (
+    RdsTargetError,
+    WaitTimeout,
+    as_target,
+    check_engine,
+    describe,
+    target_client,
+    wait_for,
+)
 
 PENDING_KEY = 'IAMDatabaseAuthenticationEnabled'
 
@@ -74,3 +84,50 @@ def flag_applied(item, enabled):
 def describe_wait(item):
     current, pending, status = flag_state(item)
     return 'IAMDatabaseAuthenticationEnabled is %s, pending %s, status %s' % (current, pending, status)
+
+
+def start_change(options, check_mode):
+    """Describe one target, plan, and ask RDS for the change (not in check mode): the state finish_change works from."""
+    enabled, apply_immediately = options['enabled'], options['apply_immediately']
+    kind, identifier, rds = target_client(options)
+    kind, identifier, item = flag_holder(rds, kind, identifier, options['follow_cluster'])
+    before, pending_before, _status = flag_state(item)
+    plan = plan_iam_auth_change(item, enabled, apply_immediately)
+    if plan['modify'] and not check_mode:
+        item = modify_iam_auth(rds, kind, identifier, enabled, apply_immediately)
+    return dict(kind=kind, identifier=identifier, rds=rds, item=item, plan=plan, before=before, pending_before=pending_before)
+
+
+def wait_until_applied(change, options, deadline):
+    """Wait (until deadline, a time.monotonic() value) for RDS to show the flag applied; the item is updated in change."""
+    rds, kind, identifier = change['rds'], change['kind'], change['identifier']
+    try:
+        change['item'] = wait_for(lambda: describe(rds, kind, identifier), lambda found: flag_applied(found, options['enabled']),
+                                  options['wait_timeout'], describe_wait, deadline=deadline)
+    except WaitTimeout as exc:
+        # The change was asked for; say so, and show where the target stands.
+        raise RdsIamError(str(exc), result=dict(changed=change['plan']['modify'],
+                                                target=as_target(kind, exc.last, rds.meta.region_name))) from None
+
+
+def change_result(change, options, check_mode, diff):
+    """The module's result for one target."""
+    enabled, apply_immediately = options['enabled'], options['apply_immediately']
+    kind, identifier, plan = change['kind'], change['identifier'], change['plan']
+    changed = plan['modify']
+    now = enabled if (changed and check_mode and apply_immediately) else flag_state(change['item'])[0]
+    pending_maintenance = plan['scheduled']
+    state = 'on' if enabled else 'off'
+    if pending_maintenance:
+        msg = 'IAM database authentication for %s %s will be turned %s in the next maintenance window' % (kind, identifier, state)
+    elif changed:
+        msg = 'IAM database authentication %s %s for %s %s' % ('would be turned' if check_mode else 'turned', state, kind, identifier)
+    else:
+        msg = 'IAM database authentication is already %s for %s %s' % (state, kind, identifier)
+    result = dict(changed=changed, iam_auth_enabled=now, pending_maintenance=pending_maintenance, msg=msg,
+                  acted_on=dict(kind=kind, identifier=identifier), target=as_target(kind, change['item'], change['rds'].meta.region_name))
+    if diff:
+        after_pending = enabled if pending_maintenance else None
+        result['diff'] = dict(before=dict(iam_auth_enabled=change['before'], pending_iam_auth_enabled=change['pending_before']),
+                              after=dict(iam_auth_enabled=now, pending_iam_auth_enabled=after_pending))
+    return result

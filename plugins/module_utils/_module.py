@@ -24,6 +24,8 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamE
 TARGET_SPEC = dict(type='dict')
 RDS_TARGET_ARGUMENT_SPEC = dict(
     target=TARGET_SPEC,
+    # Many targets in one run: what only talks to AWS runs once per play, not once per host.
+    targets=dict(type='list', elements='dict'),
     db_instance_identifier=dict(type='str', aliases=['instance_id']),
     db_cluster_identifier=dict(type='str', aliases=['cluster_id']),
 )
@@ -37,7 +39,7 @@ _CONSTRAINTS = ('mutually_exclusive', 'required_one_of', 'required_together', 'r
 class RdsIamModule(AnsibleModule):
     """AnsibleModule with the collection's option sets merged in, check mode on, and one error path.
 
-    rds_target: add target / db_instance_identifier / db_cluster_identifier (exactly one of them).
+    rds_target: add target / targets / db_instance_identifier / db_cluster_identifier (exactly one of them).
     db: add the database options, all of DB_ARGUMENT_SPEC (True) or the names given, plus target and login_override.
     """
 

@@ -79,13 +79,18 @@ def _bool_value(value):
     return '1' if value else '0'
 
 
-def desired_parameters(options, engine):
-    """{parameter: value} for the options set, for engine; refuses options the engine does not have and contradictions."""
+def desired_parameters(options, engine, only_applicable=False):
+    """{parameter: value} for the options set, for engine; refuses options the engine does not have and contradictions.
+
+    only_applicable: leave out the options the engine does not have instead, so one set of options serves a mixed fleet.
+    """
     kind = dialect(engine)
     wanted = {}
     for option, by_engine in HARDENING_PARAMETERS.items():
         value = options.get(option)
         if value is None or (option == 'audit_events' and not options.get('audit_logging')):
+            continue
+        if kind not in by_engine and only_applicable:
             continue
         if kind not in by_engine:
             raise ParameterGroupError('%s does not apply to engine %s (it exists for %s): remove it, or set the engine\'s own '
@@ -160,64 +165,52 @@ def plan_parameter_changes(wanted, current, engine, family, level):
 
 # --- AWS side -----------------------------------------------------------------------------------
 
+# The API names of each level: (group name key, target key, describe groups, its items, describe parameters, create group,
+# modify group, modify target, describe targets, their items).
+_LEVEL_API = {
+    'instance': ('DBParameterGroupName', 'DBInstanceIdentifier', 'describe_db_parameter_groups', 'DBParameterGroups',
+                 'describe_db_parameters', 'create_db_parameter_group', 'modify_db_parameter_group', 'modify_db_instance',
+                 'describe_db_instances', 'DBInstances'),
+    'cluster': ('DBClusterParameterGroupName', 'DBClusterIdentifier', 'describe_db_cluster_parameter_groups', 'DBClusterParameterGroups',
+                'describe_db_cluster_parameters', 'create_db_cluster_parameter_group', 'modify_db_cluster_parameter_group',
+                'modify_db_cluster', 'describe_db_clusters', 'DBClusters'),
+}
+
+
 class GroupApi:
     """The calls for one level ('instance': DB parameter groups, 'cluster': DB cluster parameter groups)."""
 
     def __init__(self, rds, level):
         self.rds = rds
-        self.level = level
-        self.cluster = level == 'cluster'
+        (self.group_key, self.target_key, self.describe_op, self.groups_key, self.parameters_op, self.create_op, self.modify_op,
+         self.attach_op, self.targets_op, self.targets_key) = _LEVEL_API[level]
 
     def family(self, name):
         """The group's family, or None if the group does not exist."""
-        if self.cluster:
-            found = self._describe_groups('describe_db_cluster_parameter_groups', 'DBClusterParameterGroupName', name,
-                                          'DBClusterParameterGroups')
-        else:
-            found = self._describe_groups('describe_db_parameter_groups', 'DBParameterGroupName', name, 'DBParameterGroups')
-        return found[0]['DBParameterGroupFamily'] if found else None
-
-    def _describe_groups(self, operation, key, name, items):
-        found = aws_call(self.rds, operation, name, missing_ok=True, **{key: name})
-        return found[items] if found else []
+        found = aws_call(self.rds, self.describe_op, name, missing_ok=True, **{self.group_key: name})
+        return found[self.groups_key][0]['DBParameterGroupFamily'] if found and found[self.groups_key] else None
 
     def parameters(self, name):
         """Every parameter of the group (all pages), by name."""
-        operation = 'describe_db_cluster_parameters' if self.cluster else 'describe_db_parameters'
-        key = 'DBClusterParameterGroupName' if self.cluster else 'DBParameterGroupName'
-        return {entry['ParameterName']: entry for entry in aws_call(self.rds, operation, name, result_key='Parameters', **{key: name})}
+        found = aws_call(self.rds, self.parameters_op, name, result_key='Parameters', **{self.group_key: name})
+        return {entry['ParameterName']: entry for entry in found}
 
     def create(self, name, family, description):
-        if self.cluster:
-            aws_call(self.rds, 'create_db_cluster_parameter_group', name, DBClusterParameterGroupName=name, DBParameterGroupFamily=family,
-                     Description=description)
-        else:
-            aws_call(self.rds, 'create_db_parameter_group', name, DBParameterGroupName=name, DBParameterGroupFamily=family,
-                     Description=description)
+        aws_call(self.rds, self.create_op, name, DBParameterGroupFamily=family, Description=description, **{self.group_key: name})
 
     def modify(self, name, changes):
         for start in range(0, len(changes), MAX_PARAMETERS_PER_CALL):
             batch = [dict(ParameterName=change['name'], ParameterValue=change['after'], ApplyMethod=change['apply_method'])
                      for change in changes[start:start + MAX_PARAMETERS_PER_CALL]]
-            if self.cluster:
-                aws_call(self.rds, 'modify_db_cluster_parameter_group', name, DBClusterParameterGroupName=name, Parameters=batch)
-            else:
-                aws_call(self.rds, 'modify_db_parameter_group', name, DBParameterGroupName=name, Parameters=batch)
+            aws_call(self.rds, self.modify_op, name, Parameters=batch, **{self.group_key: name})
 
     def attach(self, identifier, name):
-        if self.cluster:
-            aws_call(self.rds, 'modify_db_cluster', identifier, DBClusterIdentifier=identifier, DBClusterParameterGroupName=name,
-                     ApplyImmediately=True)
-        else:
-            aws_call(self.rds, 'modify_db_instance', identifier, DBInstanceIdentifier=identifier, DBParameterGroupName=name,
-                     ApplyImmediately=True)
+        aws_call(self.rds, self.attach_op, identifier, ApplyImmediately=True, **{self.target_key: identifier, self.group_key: name})
 
     def users(self, name):
         """Identifiers of every instance (or cluster) that uses the group, all pages."""
-        operation, items = ('describe_db_clusters', 'DBClusters') if self.cluster else ('describe_db_instances', 'DBInstances')
-        key = 'DBClusterIdentifier' if self.cluster else 'DBInstanceIdentifier'
-        return sorted(item[key] for item in aws_call(self.rds, operation, 'the %s using %s' % (items, name), result_key=items)
-                      if name in _group_names(item))
+        found = aws_call(self.rds, self.targets_op, 'the %s using %s' % (self.targets_key, name), result_key=self.targets_key)
+        return sorted(item[self.target_key] for item in found if name in _group_names(item))
 
 
 def _group_names(item):

@@ -139,6 +139,53 @@ def wait_for(fetch, done, timeout, describe_wait, clock=time.monotonic, sleep=ti
         interval = min(interval * 2, _MAX_POLL_INTERVAL)
 
 
+# ---- one run, many targets ----
+
+def each_target(options):
+    """The options for each target a module acts on: the one it names, or one per entry of targets (fleet_info dicts)."""
+    if options.get('targets') is None:
+        return [options]
+    return [dict(options, target=target, targets=None, db_instance_identifier=None, db_cluster_identifier=None)
+            for target in options['targets']]
+
+
+def attempt(action, *args):
+    """action(*args), or the RdsIamError it raised: one target's failure must not stop the others."""
+    try:
+        return action(*args)
+    except RdsIamError as exc:
+        return exc
+
+
+def one_or_many(options, outcomes):
+    """The module result: the single target's own (its error raised), or for targets a list of per-target results.
+
+    outcomes: [(target options, result dict or RdsIamError)]. With targets, each result carries the target's kind and
+    identifier, a failed one its msg; the run fails after all were tried when any failed, keeping every result.
+    """
+    if options.get('targets') is None:
+        outcome = outcomes[0][1]
+        if isinstance(outcome, RdsIamError):
+            raise outcome
+        return outcome
+    results = []
+    for target_options, outcome in outcomes:
+        target = target_options['target'] or {}
+        entry = dict(kind=target.get('kind'), identifier=target.get('identifier'))
+        if isinstance(outcome, RdsIamError):
+            entry.update(outcome.result, failed=True, msg=str(outcome))
+        else:
+            entry.update(outcome)
+        results.append(entry)
+    changed = any(entry.get('changed') for entry in results)
+    failed = [entry for entry in results if entry.get('failed')]
+    msg = '%d of %d targets changed' % (sum(1 for entry in results if entry.get('changed')), len(results))
+    if failed:
+        reasons = '; '.join('%s %s: %s' % (entry['kind'], entry['identifier'], entry['msg']) for entry in failed)
+        raise RdsIamError('%s; %d failed: %s' % (msg, len(failed), reasons), result=dict(changed=changed, results=results))
+    return dict(changed=changed, results=results, msg=msg)
+
+
 # ---- every target of a region ----
 
 def describe_region(options, region, kinds=KINDS, proxy_tags=True):

@@ -9,8 +9,9 @@ module: rds_iam_auth
 short_description: Turn IAM database authentication on or off for an RDS instance or Aurora cluster
 version_added: 0.1.0
 description:
-  - Sets C(IAMDatabaseAuthenticationEnabled) on one RDS DB instance or DB cluster, and by default waits until
-    C(describe_db_instances) / C(describe_db_clusters) shows it applied.
+  - Sets C(IAMDatabaseAuthenticationEnabled) on one RDS DB instance or DB cluster, or on each of O(targets), and by
+    default waits until C(describe_db_instances) / C(describe_db_clusters) shows it applied. With O(targets) every change
+    is asked for first and the waits share one O(wait_timeout).
   - On Aurora the flag lives on the cluster. Given a member instance, the module fails with a message naming its
     cluster, or acts on the cluster when O(follow_cluster=true).
   - Engines without IAM database authentication (SQL Server, Oracle, Db2, RDS Custom) are refused with the engine named.
@@ -46,6 +47,7 @@ options:
     type: int
     default: 900
 extends_documentation_fragment:
+  - rdsiam.auth.action_group
   - rdsiam.auth.rds_target
   - rdsiam.auth.aws
 attributes:
@@ -55,10 +57,6 @@ attributes:
   diff_mode:
     support: full
     description: Shows C(iam_auth_enabled) and the value pending for the maintenance window, before and after.
-  action_group:
-    description: Use C(group/rdsiam.auth.rdsiam) in C(module_defaults) to set the AWS options once.
-    support: full
-    membership: [rdsiam.auth.rdsiam]
 seealso:
   - module: rdsiam.auth.rds_iam_parameter_group
   - module: rdsiam.auth.rds_iam_fleet_info
@@ -83,6 +81,12 @@ EXAMPLES = r"""
     db_cluster_identifier: payments-aurora
     apply_immediately: false
 
+- name: Turn it on for every target of a play in one run (once, not once per host)
+  rdsiam.auth.rds_iam_auth:
+    targets: "{{ fleet.targets | selectattr('kind', 'in', ['instance', 'cluster']) | rejectattr('cluster_identifier') }}"
+  run_once: true
+  register: iam_auth
+
 - name: Turn it off again
   rdsiam.auth.rds_iam_auth:
     db_instance_identifier: orders-db
@@ -92,17 +96,17 @@ EXAMPLES = r"""
 RETURN = r"""
 iam_auth_enabled:
   description: Whether IAM database authentication is on now, as C(describe_*) reports it.
-  returned: always
+  returned: when O(targets) is not used
   type: bool
   sample: true
 pending_maintenance:
   description: Whether the requested value waits for the next maintenance window (O(apply_immediately=false)).
-  returned: always
+  returned: when O(targets) is not used
   type: bool
   sample: false
 acted_on:
   description: The kind and identifier of the resource whose flag was checked or changed (the cluster for an Aurora member).
-  returned: always
+  returned: when O(targets) is not used
   type: dict
   sample: {kind: cluster, identifier: payments-aurora}
 target:
@@ -110,7 +114,7 @@ target:
     - The target after the run, in the shape M(rdsiam.auth.rds_iam_fleet_info) returns (kind, identifier, arn, engine,
       dialect, engine_version, endpoint, port, reader_endpoint, resource_id, iam_auth_enabled, master_username,
       master_user_secret_arn, parameter_group, cluster_identifier, region, account_id, tags, status).
-  returned: always
+  returned: when O(targets) is not used
   type: dict
   sample:
     kind: instance
@@ -120,29 +124,31 @@ target:
     iam_auth_enabled: true
     status: available
 msg:
-  description: What was done, in words.
+  description: What was done, in words (with O(targets), how many targets changed).
   returned: always
   type: str
   sample: IAM database authentication turned on for instance orders-db
+results:
+  description:
+    - With O(targets), one entry per target in the order given, each with the keys above plus C(kind) and C(identifier)
+      of the target as given; a target that failed has C(failed=true) and C(msg) instead.
+  returned: when O(targets) is used
+  type: list
+  elements: dict
+  sample:
+    - kind: instance
+      identifier: orders-db
+      changed: true
+      iam_auth_enabled: true
+      pending_maintenance: false
+      msg: IAM database authentication turned on for instance orders-db
 """
 
-from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
-from ansible_collections.rdsiam.auth.plugins.module_utils._iam_auth_flag import (
-    describe_wait,
-    flag_applied,
-    flag_holder,
-    flag_state,
-    modify_iam_auth,
-    plan_iam_auth_change,
-)
+import time
+
+from ansible_collections.rdsiam.auth.plugins.module_utils._iam_auth_flag import change_result, start_change, wait_until_applied
 from ansible_collections.rdsiam.auth.plugins.module_utils._module import RdsIamModule
-from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import (
-    WaitTimeout,
-    as_target,
-    describe,
-    target_client,
-    wait_for,
-)
+from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import attempt, each_target, one_or_many
 
 
 def argument_spec():
@@ -156,39 +162,18 @@ def argument_spec():
 
 
 def run(module):
-    params = module.params
-    kind, identifier, rds = target_client(dict(params, **module.aws_options))
-    region = rds.meta.region_name
-    kind, identifier, item = flag_holder(rds, kind, identifier, params['follow_cluster'])
-    enabled, apply_immediately = params['enabled'], params['apply_immediately']
-    before, pending_before, _status = flag_state(item)
-    plan = plan_iam_auth_change(item, enabled, apply_immediately)
-    changed = plan['modify']
-    if changed and not module.check_mode:
-        item = modify_iam_auth(rds, kind, identifier, enabled, apply_immediately)
-    if plan['wait'] and params['wait'] and not module.check_mode:
-        try:
-            item = wait_for(lambda: describe(rds, kind, identifier), lambda found: flag_applied(found, enabled),
-                            params['wait_timeout'], describe_wait)
-        except WaitTimeout as exc:
-            # The change was asked for; say so, and show where the target stands.
-            raise RdsIamError(str(exc), result=dict(changed=changed, target=as_target(kind, exc.last, region))) from None
-    now = enabled if (changed and module.check_mode and apply_immediately) else flag_state(item)[0]
-    pending_maintenance = plan['scheduled']
-    state = 'on' if enabled else 'off'
-    if pending_maintenance:
-        msg = 'IAM database authentication for %s %s will be turned %s in the next maintenance window' % (kind, identifier, state)
-    elif changed:
-        msg = 'IAM database authentication %s %s for %s %s' % ('would be turned' if module.check_mode else 'turned', state, kind, identifier)
-    else:
-        msg = 'IAM database authentication is already %s for %s %s' % (state, kind, identifier)
-    result = dict(changed=changed, iam_auth_enabled=now, pending_maintenance=pending_maintenance, msg=msg,
-                  acted_on=dict(kind=kind, identifier=identifier), target=as_target(kind, item, region))
-    if module._diff:
-        after_pending = enabled if pending_maintenance else None
-        result['diff'] = dict(before=dict(iam_auth_enabled=before, pending_iam_auth_enabled=pending_before),
-                              after=dict(iam_auth_enabled=now, pending_iam_auth_enabled=after_pending))
-    return result
+    options = dict(module.params, **module.aws_options)
+    # Every change is asked for before any wait, and the waits share one deadline: RDS applies them side by side.
+    started = [(target, attempt(start_change, target, module.check_mode)) for target in each_target(options)]
+    deadline = time.monotonic() + max(options['wait_timeout'], 0)
+
+    def finish(target, change):
+        if change['plan']['wait'] and target['wait'] and not module.check_mode:
+            wait_until_applied(change, target, deadline)
+        return change_result(change, target, module.check_mode, module._diff)
+
+    return one_or_many(options, [(target, change if isinstance(change, Exception) else attempt(finish, target, change))
+                                 for target, change in started])
 
 
 def main():

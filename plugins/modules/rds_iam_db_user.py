@@ -148,6 +148,7 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - rdsiam.auth.action_group
   - rdsiam.auth.db
   - rdsiam.auth.db_target
   - rdsiam.auth.aws
@@ -162,10 +163,6 @@ attributes:
     details: >-
       Before and after per user (existence, IAM, roles, privileges, connection limit; a lock as C(login) on PostgreSQL and
       C(locked) on MySQL/MariaDB), keyed by name (C(name@host) on MySQL/MariaDB).
-  action_group:
-    description: Use C(group/rdsiam.auth.rdsiam) in C(module_defaults) to set the connection options once.
-    support: full
-    membership: [rdsiam.auth.rdsiam]
 seealso:
   - module: rdsiam.auth.rds_iam_policy
   - module: rdsiam.auth.rds_iam_auth

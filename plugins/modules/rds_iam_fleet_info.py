@@ -52,6 +52,7 @@ options:
         authentication entries allows or requires IAM.
     type: bool
 extends_documentation_fragment:
+  - rdsiam.auth.action_group
   - rdsiam.auth.aws
 attributes:
   check_mode:
@@ -60,10 +61,6 @@ attributes:
   diff_mode:
     support: none
     description: The module changes nothing, so there is nothing to show.
-  action_group:
-    support: full
-    membership: [rdsiam.auth.rdsiam]
-    description: Use C(group/rdsiam.auth.rdsiam) in C(module_defaults) to set the AWS options once.
 notes:
   - Needs C(rds:DescribeDBInstances), C(rds:DescribeDBClusters), C(rds:DescribeDBProxies), and C(tag:GetResources) when
     proxies exist.
@@ -178,7 +175,7 @@ targets:
       type: str
 """
 
-from ansible_collections.rdsiam.auth.plugins.module_utils._aws import aws_session
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import default_region
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
 from ansible_collections.rdsiam.auth.plugins.module_utils._module import RdsIamModule
 from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import discover
@@ -200,7 +197,7 @@ def argument_spec():
 def regions_to_list(module):
     regions = module.params['regions']
     if not regions:
-        region = module.params['region'] or aws_session(module.aws_options).region_name
+        region = default_region(module.aws_options)
         if not region:
             raise RdsIamError('rds_iam_fleet_info has no region to list: set regions, region or AWS_REGION, or a region in the profile')
         regions = [region]

@@ -93,6 +93,7 @@ options:
     type: int
     default: 10
 extends_documentation_fragment:
+  - rdsiam.auth.action_group
   - rdsiam.auth.db_target
   - rdsiam.auth.aws
 attributes:
@@ -102,10 +103,6 @@ attributes:
   diff_mode:
     support: none
     description: The module changes nothing, so there is nothing to show.
-  action_group:
-    support: full
-    membership: [rdsiam.auth.rdsiam]
-    description: Use C(group/rdsiam.auth.rdsiam) in C(module_defaults) to set the AWS and connection options once.
 seealso:
   - module: rdsiam.auth.rds_iam_db_user
   - module: rdsiam.auth.rds_iam_policy

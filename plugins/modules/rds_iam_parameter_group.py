@@ -24,6 +24,8 @@ description:
   - Static parameters, and every value of a newly attached group, wait for a reboot; the result says so in
     RV(pending_reboot) and RV(pending_reboot_parameters). With O(reboot=true) the module reboots (every member of a
     cluster) and waits until the values are in sync.
+  - With O(targets) each target is done in turn in one run; the hardening options an engine does not have (for
+    example O(log_connections) on MariaDB) are left out for that target instead of failing it.
   - Unknown parameters for the group's family, options that do not apply to the engine, and values outside the
     allowed ones fail before anything is written.
 author:
@@ -84,6 +86,7 @@ options:
     type: int
     default: 1800
 extends_documentation_fragment:
+  - rdsiam.auth.action_group
   - rdsiam.auth.rds_target
   - rdsiam.auth.aws
 attributes:
@@ -95,10 +98,6 @@ attributes:
   diff_mode:
     support: full
     description: Shows the group name and the values of the requested parameters, before and after.
-  action_group:
-    description: Use C(group/rdsiam.auth.rdsiam) in C(module_defaults) to set the AWS options once.
-    support: full
-    membership: [rdsiam.auth.rdsiam]
 seealso:
   - module: rdsiam.auth.rds_iam_auth
   - module: rdsiam.auth.rds_iam_fleet_info
@@ -145,7 +144,7 @@ EXAMPLES = r"""
 RETURN = r"""
 parameter_group:
   description: The group that holds the values now.
-  returned: always
+  returned: when O(targets) is not used
   type: dict
   contains:
     name:
@@ -176,39 +175,46 @@ parameter_group:
       elements: str
 parameters:
   description: The values asked for, by parameter name.
-  returned: always
+  returned: when O(targets) is not used
   type: dict
   sample: {rds.force_ssl: "1", log_connections: "1", rds.restrict_password_commands: "1"}
 changes:
   description: The parameters whose value the run changed (or would change in check mode).
-  returned: always
+  returned: when O(targets) is not used
   type: list
   elements: dict
   sample: [{name: rds.restrict_password_commands, before: null, after: "1", apply_type: static, apply_method: pending-reboot}]
 pending_reboot:
   description: Whether values wait for a reboot of the target (RDS reports C(pending-reboot)).
-  returned: always
+  returned: when O(targets) is not used
   type: bool
   sample: true
 pending_reboot_parameters:
   description: The parameters this run set that wait for the reboot.
-  returned: always
+  returned: when O(targets) is not used
   type: list
   elements: str
   sample: [rds.restrict_password_commands]
 rebooted:
   description: The instances the run rebooted.
-  returned: always
+  returned: when O(targets) is not used
   type: list
   elements: str
 target:
   description: The target after the run, in the shape M(rdsiam.auth.rds_iam_fleet_info) returns.
-  returned: always
+  returned: when O(targets) is not used
   type: dict
 msg:
-  description: What was done, in words.
+  description: What was done, in words (with O(targets), how many targets changed).
   returned: always
   type: str
+results:
+  description:
+    - With O(targets), one entry per target in the order given, each with the keys above plus C(kind) and C(identifier)
+      of the target as given; a target that failed has C(failed=true) and C(msg) instead.
+  returned: when O(targets) is used
+  type: list
+  elements: dict
 """
 
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
@@ -227,8 +233,11 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._module import RdsIamM
 from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import (
     WaitTimeout,
     as_target,
+    attempt,
     check_engine,
     describe,
+    each_target,
+    one_or_many,
     target_client,
 )
 
@@ -266,11 +275,17 @@ def summary(kind, identifier, work, pending, rebooted, check_mode):
 
 
 def run(module):
-    params = module.params
-    kind, identifier, rds = target_client(dict(params, **module.aws_options))
+    options = dict(module.params, **module.aws_options)
+    return one_or_many(options, [(target, attempt(act_on, module, target)) for target in each_target(options)])
+
+
+def act_on(module, params):
+    """Plan, change and (when asked) reboot one target."""
+    kind, identifier, rds = target_client(params)
     item = describe(rds, kind, identifier)
     check_engine(item, identifier)
-    wanted = desired_parameters(params, item.get('Engine'))
+    # With targets, one set of options serves a mixed fleet: what an engine does not have is left out for it.
+    wanted = desired_parameters(params, item.get('Engine'), only_applicable=module.params['targets'] is not None)
     work = plan_group_work(rds, kind, identifier, item, wanted, params)
     changed = bool(work['create'] or work['changes'] or work['attach'])
     if changed and not module.check_mode:

@@ -206,6 +206,7 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - rdsiam.auth.action_group
   - rdsiam.auth.aws
 attributes:
   check_mode:
@@ -214,10 +215,6 @@ attributes:
   diff_mode:
     support: full
     description: Shows the documents and attachments before and after.
-  action_group:
-    support: full
-    membership: [rdsiam.auth.rdsiam]
-    description: Use C(group/rdsiam.auth.rdsiam) in C(module_defaults) to set the AWS options once.
 notes:
   - Errors are reported by their AWS code (for example V(NoSuchEntity), V(LimitExceeded), V(MalformedPolicyDocument),
     V(AccessDenied)) with the policy and principal concerned. V(ConcurrentModification) is retried a few times first.
@@ -331,7 +328,7 @@ resource_arns:
   sample: [arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ABCDEFGHIJKLMNOPQRSTUVWXYZ/report_reader]
 """
 
-from ansible_collections.rdsiam.auth.plugins.module_utils._aws import aws_session
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import default_region
 from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_entries import PolicyEntries
 from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_sync import sync_policies
 from ansible_collections.rdsiam.auth.plugins.module_utils._module import RdsIamModule
@@ -380,7 +377,7 @@ def run(module):
     problems = call.problems()
     if problems:
         raise call.error(problems)
-    params['region'] = params['region'] or aws_session(module.aws_options).region_name
+    params['region'] = default_region(module.aws_options)
     result = sync_policies(params, module.check_mode, module.warn)
     if not module._diff:
         result.pop('diff')

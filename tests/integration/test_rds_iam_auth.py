@@ -162,6 +162,31 @@ def test_wait_timeout_fails_naming_what_is_pending(sandbox, rds, make_instance):
     assert result["changed"] is True and result["target"]["status"] == "modifying"  # the change was asked for
 
 
+def test_targets_are_each_set_in_one_run_past_a_failed_one(sandbox, rds, make_instance, aurora):
+    pg, maria = make_instance(tags={DELAY_TAG: "2"}), make_instance(engine="mariadb", version="10.11.9", tags={DELAY_TAG: "2"})
+    cluster, _member = aurora
+    targets = [{"kind": "instance", "identifier": pg, "region": sandbox.region}, {"kind": "cluster", "identifier": cluster},
+               {"kind": "instance", "identifier": "enable-no-such-db"}, {"kind": "instance", "identifier": maria}]
+    checked = _auth(sandbox, check=True, diff=True, targets=targets)
+    assert [entry.get("changed") for entry in checked["results"]] == [True, True, None, True], checked
+    assert (_instance_flag(rds, pg), _cluster_flag(rds, cluster)) == ((False, None), (False, None)), "check mode changed a target"
+
+    first = _auth(sandbox, targets=targets)
+    assert first.get("failed") is True and first["changed"] is True, first
+    assert first["msg"].startswith("3 of 4 targets changed; 1 failed: instance enable-no-such-db: DB instance DBInstanceIdentifier "
+                                   "'enable-no-such-db' does not exist in region us-east-1")
+    assert [(entry["kind"], entry["identifier"]) for entry in first["results"]] == [(target["kind"], target["identifier"]) for target in targets]
+    on_pg, on_cluster, missing, on_maria = first["results"]
+    assert (on_pg["changed"], on_pg["iam_auth_enabled"], on_pg["target"]["status"]) == (True, True, "available"), on_pg
+    assert on_cluster["acted_on"] == {"kind": "cluster", "identifier": cluster} and on_cluster["iam_auth_enabled"] is True
+    assert missing["failed"] is True and "does not exist" in missing["msg"] and "iam_auth_enabled" not in missing
+    assert on_maria["iam_auth_enabled"] is True and on_maria["target"]["status"] == "available"
+    assert (_instance_flag(rds, pg), _instance_flag(rds, maria), _cluster_flag(rds, cluster)) == ((True, None),) * 3
+
+    rerun = _auth(sandbox, targets=[target for target in targets if target["identifier"] != "enable-no-such-db"])
+    assert rerun.get("failed") is not True and rerun["changed"] is False and rerun["msg"] == "0 of 3 targets changed", rerun
+
+
 @pytest.mark.parametrize("engine, version, extra", [
     ("sqlserver-ee", "15.00.4322.2.v1", {"LicenseModel": "license-included"}),
     ("oracle-ee", "19.0.0.0.ru-2024-01.rur-2024-01.r1", {"LicenseModel": "bring-your-own-license"}),

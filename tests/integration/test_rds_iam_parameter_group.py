@@ -123,6 +123,23 @@ def test_mysql_gets_require_secure_transport(sandbox, rds, make_instance):
     assert _user_values(rds, f"rdsiam-mysql8-0-{name}") == {"require_secure_transport": "1"}
 
 
+def test_targets_harden_a_mixed_fleet_in_one_run(sandbox, rds, make_instance):
+    pg, maria = make_instance(), make_instance(engine="mariadb", version="10.11.9")
+    targets = [{"kind": "instance", "identifier": pg}, {"kind": "instance", "identifier": maria}]
+    first = _run(sandbox, targets=targets, force_ssl=True, log_connections=True)
+    make_instance.groups.extend(entry["parameter_group"]["name"] for entry in first.get("results", ()) if "parameter_group" in entry)
+    assert first["changed"] is True and first["msg"] == "2 of 2 targets changed", first
+    on_pg, on_maria = first["results"]
+    assert (on_pg["identifier"], on_pg["parameters"]) == (pg, {"rds.force_ssl": "1", "log_connections": "1"}), on_pg
+    # log_connections is PostgreSQL's: left out for MariaDB rather than failing it.
+    assert (on_maria["identifier"], on_maria["parameters"]) == (maria, {"require_secure_transport": "1"}), on_maria
+    assert _user_values(rds, on_maria["parameter_group"]["name"]) == {"require_secure_transport": "1"}
+    single = _run(sandbox, db_instance_identifier=maria, force_ssl=True, log_connections=True)
+    assert single.get("failed") is True and "log_connections does not apply to engine mariadb" in single["msg"], single
+    rerun = _run(sandbox, targets=targets, force_ssl=True, log_connections=True)
+    assert rerun["changed"] is False and rerun["msg"] == "0 of 2 targets changed", rerun
+
+
 # --- shared groups ---------------------------------------------------------------------------------
 
 def test_a_shared_group_is_refused_without_the_flag(sandbox, rds, make_instance):

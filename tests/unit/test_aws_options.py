@@ -1,6 +1,6 @@
 # Copyright: Contributors to the rdsiam.auth project
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Unit tests for the shared AWS options and the boto3 session/client factory (no network)."""
+"""Unit tests for the shared AWS options and the botocore session/client factory (no network)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import re
 import subprocess
 import sys
 
-import boto3
+import botocore.session
 import botocore.exceptions
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -241,7 +241,7 @@ def test_profile_from_config_file(tmp_path):
     (tmp_path / 'credentials').write_text('[dev]\naws_access_key_id = AKIADEV\naws_secret_access_key = devsecret\n')
     (tmp_path / 'config').write_text('[profile dev]\nregion = ap-south-1\n')
     session = aws_session(opts(profile='dev'))
-    assert session.profile_name == 'dev'
+    assert session.profile == 'dev'
     assert session.get_credentials().access_key == 'AKIADEV'
     assert aws_client(opts(profile='dev'), 'rds').meta.region_name == 'ap-south-1'
 
@@ -303,7 +303,7 @@ def test_assume_role_sends_tags_external_id_and_session_name(sts_stub):
     sts_stub.stubbers[0].assert_no_pending_responses()
     credentials = session.get_credentials()
     assert (credentials.access_key, credentials.secret_key, credentials.token) == ('ASIATEMPORARYKEY01', 'tmp-secret', 'tmp-token')
-    assert session.region_name == 'eu-central-1'
+    assert _aws.session_region(session) == 'eu-central-1'
 
 
 def test_assume_role_default_session_name_is_sanitised_local_user(sts_stub, monkeypatch):
@@ -407,9 +407,9 @@ def test_missing_library_uses_ansible_wording():
     assert isinstance(err.value.import_error, ImportError)
 
 
-def test_missing_boto3_is_reported_not_raised_as_import_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, 'boto3', None)
-    with pytest.raises(MissingLibraryError, match=r'required Python library \(boto3\)'):
+def test_missing_botocore_is_reported_not_raised_as_import_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'botocore.session', None)
+    with pytest.raises(MissingLibraryError, match=r'required Python library \(botocore\)'):
         aws_session(opts(**STATIC))
 
 
@@ -422,8 +422,15 @@ def test_importing_the_helpers_does_not_import_heavy_libraries():
     assert out.stdout.strip() == '[]'
 
 
-def test_boto3_session_type():
-    assert isinstance(aws_session(opts(**STATIC)), boto3.Session)
+def test_sessions_are_botocore_sessions_and_boto3_is_never_imported():
+    assert isinstance(aws_session(opts(**STATIC)), botocore.session.Session)
+    code = ('import sys\n'
+            'from ansible_collections.rdsiam.auth.plugins.module_utils import _aws\n'
+            "_aws.aws_client(dict(access_key='AKIDEXAMPLE', secret_key='x', region='us-east-1'), 'rds')\n"
+            'print("boto3" in sys.modules, "botocore" in sys.modules)\n')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == 'False True'
 
 
 # ---- signing region ----
