@@ -6,7 +6,7 @@ from botocore.stub import ANY, Stubber
 
 from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _fleet, _iam_policy as docs, _iam_policy_entries as entries
 from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_policy_store as store, _iam_policy_sync as sync, _iam_policy_targets as resolve
-from test_fleet import ACCOUNT, cluster, instance  # same directory: pytest puts it on sys.path
+from tests.unit.support.rds_items import ACCOUNT, cluster, instance
 
 REGION = "us-east-1"
 ROLE = "app-servers"

@@ -239,7 +239,7 @@ def test_secret_aws_error_names_operation_and_secret(secrets_client):
 
 @pytest.fixture
 def signer(monkeypatch):
-    """Records what _db hands to the collection's presigner (whose bytes tests/unit/test_token.py checks)."""
+    """Records what _db hands to the collection's presigner (whose bytes tests/unit/plugins/module_utils/test_token.py checks)."""
     calls = []
     real = _db.generate_db_auth_token
 

@@ -4,7 +4,7 @@ import pytest
 from botocore.stub import Stubber
 
 from ansible_collections.rdsiam.auth.plugins.module_utils import _fleet, _iam_policy_targets as resolve
-from test_fleet import PROXY, cluster, instance  # same directory: pytest puts it on sys.path
+from tests.unit.support.rds_items import PROXY, cluster, instance
 
 REGION = "us-east-1"
 
