@@ -106,7 +106,7 @@ class SqlServer:
         return conn
 
     def db_login_args(self):
-        """The collection's DB connection options for the master login (as tests/integration/db_user_support.login_args)."""
+        """The collection's DB connection options for the master login (as tests/integration/support/db_user.login_args)."""
         return {"login_host": self.host, "login_port": self.port, "endpoint": self.endpoint,
                 "login_user": self.master_user, "login_password": self.master_password, "ca_cert": self.ca_cert}
 

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from iam_login import (
+from tests.integration.support.iam_login import (
     allow_connect,
     connect_arn,
     create_db_user,

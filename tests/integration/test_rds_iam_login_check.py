@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from iam_login import (
+from tests.integration.support.iam_login import (
     allow_connect,
     auth_error_log,
     connect_arn,

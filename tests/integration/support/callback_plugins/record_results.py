@@ -8,7 +8,7 @@ DOCUMENTATION = """
 name: record_results
 type: aggregate
 short_description: write task results to a JSON-lines file for the integration tests
-description: [Used only by tests/integration/conftest.py.]
+description: [Used only by tests/integration/support/harness.py.]
 """
 
 
