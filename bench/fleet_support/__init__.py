@@ -25,7 +25,7 @@ def moto_server():
     """A moto server on loopback with the sandbox's shims; yields its URL, stops it afterwards."""
     port = free_port("127.0.0.1")
     with tempfile.TemporaryDirectory(prefix="rdsiam-bench-") as state_dir:
-        process = subprocess.Popen([sys.executable, "-m", "sandbox.moto_server", "127.0.0.1", str(port), state_dir], cwd=ROOT,
+        process = subprocess.Popen([sys.executable, "-m", "sandbox.aws.moto_server", "127.0.0.1", str(port), state_dir], cwd=ROOT,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_for_port("127.0.0.1", port, "moto server", timeout=60, alive=lambda: process.poll() is None)

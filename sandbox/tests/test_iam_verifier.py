@@ -15,8 +15,8 @@ from botocore.credentials import Credentials
 from moto import mock_aws
 from werkzeug.test import Client
 
-from sandbox import credentials_api, iam_verifier
-from sandbox.shims import apply_shims
+from sandbox.aws import credentials_api, iam_verifier
+from sandbox.aws.shims import apply_shims
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -467,7 +467,7 @@ def test_connect_arn_partition_follows_the_region(region, partition):
     assert iam_verifier.connect_arn(target, "alice") == f"arn:{partition}:rds-db:{region}:{ACCOUNT}:dbuser:db-X/alice"
 
 
-@pytest.mark.parametrize("module", ["sandbox/iam_verifier.py", "sandbox/iam_policy_eval.py", "sandbox/credentials_api.py"])
+@pytest.mark.parametrize("module", ["sandbox/aws/iam_verifier.py", "sandbox/aws/iam_policy_eval.py", "sandbox/aws/credentials_api.py"])
 def test_the_oracle_shares_no_code_with_the_collection(module):
     import ast
     import pathlib

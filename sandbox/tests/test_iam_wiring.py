@@ -20,13 +20,14 @@ import psycopg2
 import pymysql
 import pytest
 
-from sandbox import fleet, lifecycle, mariadb_plugin, native_build, pam, prereqs
-from sandbox.mariadb import MariaDbServer
+from sandbox import fleet, lifecycle, prereqs
+from sandbox.db import mariadb_plugin, native_build, pam
+from sandbox.db.mariadb import MariaDbServer
 from sandbox.network import SandboxError, free_port
-from sandbox.postgres import PostgresServer, pg_hba
+from sandbox.db.postgres import PostgresServer, pg_hba
 from sandbox.pytest_plugin import private_state_dir
 
-AUTH_ERROR_LOG = "iam-db-auth-error.log"  # written by the verifier (sandbox/credentials_api.py)
+AUTH_ERROR_LOG = "iam-db-auth-error.log"  # written by the verifier (sandbox/aws/credentials_api.py)
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ The whole IAM-auth chain, built from plain parts so a test can check the collect
 moto IAM principals and policies (boto3 against the sandbox's moto server), tokens minted
 by botocore's own `generate_db_auth_token` (never the collection's signer), database users
 created over the master login, and logins over verify-full TLS with psycopg2 / PyMySQL.
-The sandbox's verifier (sandbox/iam_verifier.py) decides each login; refusals land in
+The sandbox's verifier (sandbox/aws/iam_verifier.py) decides each login; refusals land in
 `auth_error_log(sandbox)` with their reason, never with the token.
 
 Typical use::

@@ -3,7 +3,7 @@
 Why: PostgreSQL 16 changed role membership (ADMIN, INHERIT and SET per grant; a CREATEROLE
 creator holds ADMIN on the roles it creates, without INHERIT or SET), and the sandbox's fleet
 runs only Debian's 15. These servers let tests check the collection's SQL against every major
-RDS runs, on real servers (sandbox/postgres_builds.py), set up the way RDS sets one up.
+RDS runs, on real servers (sandbox/db/postgres_builds.py), set up the way RDS sets one up.
 
 What they reproduce from RDS:
 - the role model: rdsadmin is the only superuser (trust over the local socket only); NOLOGIN
@@ -29,7 +29,7 @@ What they reproduce from RDS:
 
 What they cannot reproduce:
 - IAM logins: the 16-18 builds have no PAM, so nothing checks tokens; IAM logins are tested
-  against the fleet's PostgreSQL 15 (sandbox/postgres.py), where no ADMIN-only membership of
+  against the fleet's PostgreSQL 15 (sandbox/db/postgres.py), where no ADMIN-only membership of
   rds_iam exists and `+rds_iam` therefore matches exactly the roles that inherit it.
 - on 15 and 16 the password-login rule above (no login event triggers before 17).
 - anything of RDS's own (parameter groups, rds.* settings, the RDS API): see the fleet.
@@ -39,11 +39,11 @@ import secrets
 import shutil
 import tempfile
 
-from sandbox import postgres_builds
+from sandbox.db import postgres_builds
 from sandbox.network import SandboxError, free_port, require_loopback
-from sandbox.postgres import PostgresServer
+from sandbox.db.postgres import PostgresServer
 from sandbox.prereqs import server_os_user
-from sandbox.tls import CertificateAuthority
+from sandbox.db.tls import CertificateAuthority
 
 MAJORS = postgres_builds.MAJORS
 MASTER_USER = "postgres"

@@ -3,7 +3,7 @@
 RDS keeps rdsadmin@localhost for itself and gives the master user everything but SUPER,
 FILE and SHUTDOWN; the sandbox does the same. require_secure_transport stays OFF, the RDS
 default, so only accounts created with REQUIRE SSL refuse plaintext. The server loads the
-sandbox's AWSAuthenticationPlugin (sandbox/mariadb_plugin), so IAM users are created with the
+sandbox's AWSAuthenticationPlugin (sandbox/db/mariadb_plugin), so IAM users are created with the
 RDS statement and their tokens go to the sandbox verifier.
 """
 import os
@@ -11,8 +11,8 @@ import secrets
 import shutil
 import subprocess
 
-from sandbox.localserver import LocalServer, terminate
-from sandbox.mariadb_plugin import PLUGIN_FILE
+from sandbox.db.localserver import LocalServer, terminate
+from sandbox.db.mariadb_plugin import PLUGIN_FILE
 from sandbox.network import SandboxError, wait_for_port
 from sandbox.prereqs import chown_tree
 

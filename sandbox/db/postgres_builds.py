@@ -19,7 +19,7 @@ import subprocess
 import tarfile
 import tempfile
 
-from sandbox import native_build
+from sandbox.db import native_build
 from sandbox.network import SandboxError
 from sandbox.prereqs import find_programs, run_as
 

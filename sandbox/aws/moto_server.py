@@ -1,11 +1,11 @@
-"""Run a moto server with the sandbox shims applied: python -m sandbox.moto_server HOST PORT [STATE_DIR]."""
+"""Run a moto server with the sandbox shims applied: python -m sandbox.aws.moto_server HOST PORT [STATE_DIR]."""
 import os
 import signal
 import sys
 import threading
 
 from sandbox.network import require_loopback
-from sandbox.shims import apply_shims
+from sandbox.aws.shims import apply_shims
 
 # Backends moto would otherwise load on the first request (1-4 s each on these machines).
 _PRELOAD = ("rds", "iam", "sts", "secretsmanager", "kms", "ec2")
@@ -28,7 +28,7 @@ def main(argv):
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
-    from sandbox.credentials_api import SandboxApp
+    from sandbox.aws.credentials_api import SandboxApp
 
     app = SandboxApp(DomainDispatcherApplication(create_backend_app))
     server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)

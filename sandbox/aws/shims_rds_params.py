@@ -133,7 +133,7 @@ def _static_names(family, level, parameters):
 # --- the servers behind the moto targets ----------------------------------------------------------
 
 def _apply_to_server(identifier, values):
-    from sandbox import server_parameters
+    from sandbox.db import server_parameters
 
     server_parameters.apply_safely(identifier, values)
 

@@ -4,7 +4,7 @@
   moto's own /moto-api/data.json fails with HTTP 500 as soon as an RDS instance exists (some
   RDS model properties raise on read), so the sandbox answers this question itself.
 - POST /_sandbox/verify {"target", "user", "token"}: the RDS IAM token check both sandbox
-  databases call (sandbox/iam_verifier.py). 200 {"allow": true, "principal"} or 403
+  databases call (sandbox/aws/iam_verifier.py). 200 {"allow": true, "principal"} or 403
   {"allow": false, "reason"}; 400 for a malformed request or an unknown target. Each refusal
   is appended as one JSON line to $RDSIAM_SANDBOX_STATE_DIR/iam-db-auth-error.log, the way RDS
   writes its iam-db-auth-error log: time, target, user, reason and principal, never the token.
@@ -19,8 +19,8 @@ from moto.iam.models import iam_backends
 from moto.rds.models import rds_backends
 from moto.sts.models import sts_backends
 
-from sandbox import iam_verifier
-from sandbox.iam_policy_eval import Policy
+from sandbox.aws import iam_verifier
+from sandbox.aws.iam_policy_eval import Policy
 
 PREFIX = "/_sandbox/credentials/"
 VERIFY_PATH = "/_sandbox/verify"

@@ -13,7 +13,7 @@ import subprocess
 import tarfile
 import tempfile
 
-from sandbox import native_build
+from sandbox.db import native_build
 from sandbox.network import SandboxError
 from sandbox.prereqs import apt_update_once
 

@@ -2,7 +2,7 @@
 
 pg_hba sends members of rds_iam to PAM service SERVICE. libpam-wrapper, preloaded into the
 postmaster, makes libpam read that service from the server's own directory. The service has
-one module, pam_rdsiam_verify.so (sandbox/verify_client), which hands the password (the IAM
+one module, pam_rdsiam_verify.so (sandbox/db/verify_client), which hands the password (the IAM
 token) and the login name to the sandbox verifier and appends what the verifier cannot log
 (it was unreachable) to ERROR_LOG in the server's directory, never the token. Not pam_exec:
 it cuts passwords at 512 bytes, shorter than a token signed with temporary credentials.

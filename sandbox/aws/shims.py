@@ -101,7 +101,7 @@ SHIMS = (
 
 
 # Shims for one area live in their own module, each exporting a SHIMS tuple.
-SHIM_MODULES = ("sandbox.shims_rds_params", "sandbox.shims_fleet")
+SHIM_MODULES = ("sandbox.aws.shims_rds_params", "sandbox.aws.shims_fleet")
 
 
 def all_shims():

@@ -10,8 +10,8 @@ import shutil
 import subprocess
 import time
 
-from sandbox import pam
-from sandbox.localserver import LocalServer
+from sandbox.db import pam
+from sandbox.db.localserver import LocalServer
 from sandbox.network import SandboxError, wait_for_port
 from sandbox.prereqs import chown_tree, run_as
 
@@ -55,7 +55,7 @@ def pg_hba(force_ssl, iam_auth=True):
     """pg_hba.conf lines: rdsadmin over the local socket only, everyone else over TCP.
 
     Members of rds_iam log in only over TLS and only with an IAM token, checked through PAM
-    (sandbox/pam.py), whatever force_ssl says; as on RDS, they have no password login.
+    (sandbox/db/pam.py), whatever force_ssl says; as on RDS, they have no password login.
     With force_ssl (rds.force_ssl=1, the RDS default from PostgreSQL 15) any other plaintext
     TCP login is refused too; other roles log in with scram passwords. Without iam_auth (a
     server built without PAM) there is no rds_iam line at all.
@@ -71,7 +71,7 @@ def pg_hba(force_ssl, iam_auth=True):
 
 class PostgresServer(LocalServer):
     def __init__(self, *args, iam_auth=True, **kwargs):
-        """iam_auth=False: a server without PAM (sandbox/sql_servers.py), no IAM logins, no libpam-wrapper."""
+        """iam_auth=False: a server without PAM (sandbox/db/sql_servers.py), no IAM logins, no libpam-wrapper."""
         super().__init__(*args, **kwargs)
         self.pid_file = os.path.join(self.data, "postmaster.pid")
         self.iam_auth = iam_auth

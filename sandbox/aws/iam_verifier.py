@@ -15,7 +15,7 @@ inside [X-Amz-Date - CLOCK_SKEW, X-Amz-Date + X-Amz-Expires]; HOST:PORT one of t
 names and its port; DBUser equal to the login name; the principal in the target's account
 (rds-db:connect has no resource policy, so another account gets in only by assuming a role
 there); then the principal's IAM policies for rds-db:connect on the target's dbuser ARN
-(sandbox/iam_policy_eval.py).
+(sandbox/aws/iam_policy_eval.py).
 
 Clock skew: a token dated up to CLOCK_SKEW seconds in the future is accepted (a client clock a
 little ahead of ours); expiry has no allowance, so a token is never good for more than 15 min.
@@ -34,7 +34,7 @@ from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from sandbox import iam_policy_eval
+from sandbox.aws import iam_policy_eval
 
 MAX_EXPIRES = 900
 CLOCK_SKEW = datetime.timedelta(seconds=60)

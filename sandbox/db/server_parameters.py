@@ -2,7 +2,7 @@
 
 On RDS a parameter takes effect in the database itself: `rds.force_ssl=1` refuses plaintext
 PostgreSQL logins, `require_secure_transport=ON` refuses plaintext MySQL/MariaDB logins. The
-moto shims (sandbox/shims_rds_params.py) call `apply_safely` when a target "reboots" or a
+moto shims (sandbox/aws/shims_rds_params.py) call `apply_safely` when a target "reboots" or a
 dynamic value is applied immediately, so a test sees the effect on a real login, not only the
 API call. Only parameters the sandbox can show are applied; everything else is moto's business.
 
@@ -13,9 +13,9 @@ import sys
 import time
 import traceback
 
-from sandbox.mariadb import MariaDbServer
+from sandbox.db.mariadb import MariaDbServer
 from sandbox.network import SandboxError
-from sandbox.postgres import PostgresServer
+from sandbox.db.postgres import PostgresServer
 
 _RELOAD_TIMEOUT = 10.0
 
