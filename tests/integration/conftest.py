@@ -3,7 +3,7 @@ import secrets
 
 import pytest
 
-from tests.integration.support.iam_login import enable_iam_auth
+from sandbox.iam_login import enable_iam_auth
 from tests.integration.support.onboard import FLEET
 from tests.integration.support.harness import run_module, run_playbook
 from sandbox import lifecycle

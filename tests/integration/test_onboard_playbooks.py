@@ -8,8 +8,8 @@ import secrets
 
 import pytest
 
-from tests.integration.support.iam_login import admin_connection, assume_role, delete_role, engine_of, login_error, mint_token, role_with_policy
-from tests.integration.support.iam_login import assert_login
+from sandbox.iam_login import admin_connection, assume_role, delete_role, engine_of, login_error, mint_token, role_with_policy
+from sandbox.iam_login import assert_login
 from tests.integration.support.onboard import FLEET, GRANTS, playbook_vars
 
 

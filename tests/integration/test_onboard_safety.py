@@ -13,8 +13,8 @@ import time
 import pytest
 
 from tests.integration.support.db_user import my_all_accounts, pg_all_roles
-from tests.integration.support.iam_login import assert_login, assume_role, delete_role, drop_db_user, enable_iam_auth, engine_of, mint_token
-from tests.integration.support.iam_login import role_with_policy
+from sandbox.iam_login import assert_login, assume_role, delete_role, drop_db_user, enable_iam_auth, engine_of, mint_token
+from sandbox.iam_login import role_with_policy
 from tests.integration.support.onboard import FLEET, GRANTS, playbook_vars
 
 PREFIX = "rdsiam-"

@@ -4,7 +4,7 @@ import socket
 import pytest
 from psycopg2 import sql
 
-from tests.integration.support import iam_login
+from sandbox import iam_login
 from tests.integration.support.db_user import (
     assert_no_secret,
     db_user_runner,

@@ -5,7 +5,7 @@ role the module attached its policy to; the sandbox's verifier evaluates that ro
 """
 import pytest
 
-from tests.integration.support.iam_login import assume_role, create_db_user, drop_db_user, enable_iam_auth, login, login_error, mint_token
+from sandbox.iam_login import assume_role, create_db_user, drop_db_user, enable_iam_auth, login, login_error, mint_token
 from tests.integration.support import policy as policy_support
 from tests.integration.support.policy import PREFIX, create_role, ok, policy
 

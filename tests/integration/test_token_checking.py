@@ -9,9 +9,9 @@ import urllib.parse
 
 import pytest
 
-from tests.integration.support.iam_login import (admin_connection, allow_connect, assert_login, assume_role, auth_error_log, connect_arn, create_db_user, delete_iam_user,
-                       delete_role, drop_db_user, enable_iam_auth, iam_user_with_policy, login_error, mint_token, refusals_for,
-                       role_with_policy, server_log, verify_over_http)
+from sandbox.iam_login import (admin_connection, allow_connect, assert_login, assume_role, auth_error_log, connect_arn, create_db_user,
+                               delete_iam_user, delete_role, drop_db_user, enable_iam_auth, iam_user_with_policy, login_error, mint_token,
+                               refusals_for, role_with_policy, server_log, verify_over_http)
 
 TARGETS = ("sbx-postgres", "sbx-mariadb")
 # A second target of the same engine: its tokens must not open the first.

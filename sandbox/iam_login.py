@@ -1,11 +1,12 @@
-"""Helpers for tests that log in to the sandbox's databases with IAM tokens.
+"""Helpers for tests that log in to a running sandbox's databases with IAM tokens (`sandbox` is the pytest fixture's Sandbox).
 
 The whole IAM-auth chain, built from plain parts so a test can check the collection against it:
-moto IAM principals and policies (boto3 against the sandbox's moto server), tokens minted
-by botocore's own `generate_db_auth_token` (never the collection's signer), database users
-created over the master login, and logins over verify-full TLS with psycopg2 / PyMySQL.
-The sandbox's verifier (sandbox/aws/iam_verifier.py) decides each login; refusals land in
-`auth_error_log(sandbox)` with their reason, never with the token.
+moto IAM principals and policies (boto3 against the sandbox's moto server), database users
+created over the master login, and tokens and logins from the reference client
+(sandbox/reference_client.py: botocore's own `generate_db_auth_token`, verify-full TLS with
+psycopg2 / PyMySQL, never the collection's code). The sandbox's verifier
+(sandbox/aws/iam_verifier.py) decides each login; refusals land in `auth_error_log(sandbox)`
+with their reason, never with the token.
 
 Typical use::
 
@@ -18,16 +19,13 @@ Typical use::
 Names must be unique per test file (tests share one sandbox per session); delete what you
 create with `delete_iam_user`, `delete_role` and `drop_db_user`.
 """
-import datetime
-import functools
 import json
-import ssl
 import urllib.error
 import urllib.request
-from unittest import mock
 
 import boto3
-import botocore.auth
+
+from sandbox import reference_client
 
 POLICY_VERSION = "2012-10-17"
 
@@ -141,42 +139,19 @@ def assume_role(sandbox, role_arn, session_name, *, session_tags=None, duration=
     operator = sandbox.state["operator"]
     sts = boto3.Session(aws_access_key_id=operator["access_key_id"], aws_secret_access_key=operator["secret_access_key"],
                         region_name=sandbox.region).client("sts", endpoint_url=sandbox.moto_url)
-    kwargs = {"Tags": [{"Key": k, "Value": v} for k, v in session_tags.items()]} if session_tags else {}
-    issued = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name, DurationSeconds=duration, **kwargs)
-    creds = issued["Credentials"]
-    return {"access_key_id": creds["AccessKeyId"], "secret_access_key": creds["SecretAccessKey"],
-            "session_token": creds["SessionToken"], "arn": issued["AssumedRoleUser"]["Arn"],
-            "user_id": issued["AssumedRoleUser"]["AssumedRoleId"]}
+    return reference_client.assume_role(sts, role_arn, session_name, session_tags=session_tags, duration=duration)
 
 
 # --- tokens ---------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
-def _signing_session():
-    """One boto3 session for every token: its loader keeps the RDS model between clients."""
-    return boto3.Session()
-
-
 def mint_token(credentials, target, db_user, *, host=None, port=None, region=None, signed_at=None):
-    """An RDS auth token from botocore's generate_db_auth_token.
+    """An RDS auth token from botocore's generate_db_auth_token (reference_client.mint_token).
 
     target is a sandbox target dict (sandbox.target(...)); host/port/region override what the
     token is signed for; signed_at (an aware datetime) signs with that clock instead of now.
     """
-    rds = _signing_session().client("rds", region_name=region or _target_region(target),
-                                    aws_access_key_id=credentials["access_key_id"],
-                                    aws_secret_access_key=credentials["secret_access_key"],
-                                    aws_session_token=credentials.get("session_token"))
-    args = (host or target["endpoint"], port or target["port"], db_user)
-    if signed_at is None:
-        return rds.generate_db_auth_token(*args)
-    with mock.patch.object(botocore.auth, "get_current_datetime", lambda: signed_at.astimezone(datetime.timezone.utc)):
-        return rds.generate_db_auth_token(*args)
-
-
-def _target_region(target):
-    # Every sandbox endpoint ends in .REGION.rds.amazonaws.com.
-    return target["endpoint"].split(".")[-4]
+    return reference_client.mint_token(credentials, host or target["endpoint"], port or target["port"], db_user,
+                                       region=region or reference_client.region_of(target["endpoint"]), signed_at=signed_at)
 
 
 # --- the database side ----------------------------------------------------------------------
@@ -186,12 +161,10 @@ def engine_of(target):
 
 
 def admin_connection(sandbox, identifier):
-    """The master login of a target over verify-full TLS (autocommit)."""
+    """The master login of a target over verify-full TLS (autocommit on PostgreSQL)."""
     target = sandbox.target(identifier)
-    conn = _connect(sandbox, target, target["master_username"], target["master_password"])
-    if engine_of(target) == "postgres":
-        conn.autocommit = True
-    return conn
+    return reference_client.connect(target, target["master_username"], target["master_password"], sandbox.ca_cert,
+                                    autocommit=engine_of(target) == "postgres")
 
 
 def create_db_user(sandbox, identifier, db_user):
@@ -225,54 +198,12 @@ def drop_db_user(sandbox, identifier, db_user):
         conn.close()
 
 
-class _EndpointSSLContext(ssl.SSLContext):
-    """Checks the certificate against the RDS endpoint name while connecting to 127.0.0.1."""
-
-    endpoint = None
-
-    def wrap_socket(self, sock, *args, server_hostname=None, **kwargs):  # pylint: disable=arguments-differ
-        del server_hostname
-        return super().wrap_socket(sock, *args, server_hostname=self.endpoint, **kwargs)
-
-
-def _mysql_ssl(sandbox, target):
-    ctx = _EndpointSSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(sandbox.ca_cert)
-    ctx.endpoint = target["endpoint"]
-    return ctx
-
-
-def _connect(sandbox, target, user, password, *, tls=True, connect_timeout=10):
-    if engine_of(target) == "postgres":
-        import psycopg2
-
-        tls_args = {"sslmode": "verify-full", "sslrootcert": sandbox.ca_cert} if tls else {"sslmode": "disable"}
-        return psycopg2.connect(host=target["endpoint"], hostaddr=target["login_host"], port=target["login_port"], user=user,
-                                password=password, dbname="postgres", connect_timeout=connect_timeout, **tls_args)
-    import pymysql
-
-    # PyMySQL negotiates unverified TLS unless told not to: plaintext must be asked for explicitly.
-    tls_args = {"ssl": _mysql_ssl(sandbox, target)} if tls else {"ssl_disabled": True}
-    return pymysql.connect(host=target["login_host"], port=target["login_port"], user=user, password=password,
-                           connect_timeout=connect_timeout, **tls_args)
-
-
 def login(sandbox, target_identifier, db_user, token, *, tls=True):
     """Log in with token (verify-full TLS unless tls=False) and return the database's current user.
 
     Raises the driver's error (psycopg2.OperationalError / pymysql.err.OperationalError) when refused.
     """
-    target = sandbox.target(target_identifier)
-    conn = _connect(sandbox, target, db_user, token, tls=tls)
-    try:
-        with conn.cursor() as cur:
-            if engine_of(target) == "postgres":
-                cur.execute("SELECT current_user")
-            else:
-                cur.execute("SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)")
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
+    return reference_client.login(sandbox.target(target_identifier), db_user, token, sandbox.ca_cert, tls=tls)
 
 
 def assert_login(sandbox, target_identifier, db_user, token):
