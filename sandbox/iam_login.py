@@ -19,6 +19,7 @@ Typical use::
 Names must be unique per test file (tests share one sandbox per session); delete what you
 create with `delete_iam_user`, `delete_role` and `drop_db_user`.
 """
+import contextlib
 import json
 import urllib.error
 import urllib.request
@@ -55,6 +56,17 @@ def enable_iam_auth(sandbox, identifier, enabled=True):
             rds.modify_db_instance(DBInstanceIdentifier=identifier, EnableIAMDatabaseAuthentication=value, ApplyImmediately=True)
     set_flag(enabled)
     return lambda: set_flag(before)
+
+
+@contextlib.contextmanager
+def iam_auth_set(sandbox, identifiers, enabled=True):
+    """IAM auth on (or off) for these targets inside the block; every flag goes back to what it was after it."""
+    restores = [enable_iam_auth(sandbox, identifier, enabled) for identifier in identifiers]
+    try:
+        yield sandbox
+    finally:
+        for restore in restores:
+            restore()
 
 
 def connect_arn(sandbox, target_identifier, db_user):
