@@ -1,5 +1,6 @@
-"""Support for bench/fleet: a 10-target sandbox fleet, the two playbooks (rdsiam.auth's onboard_user and the same
-job with the community modules), resetting the fleet between them, checking what each left behind, and timing."""
+"""A fleet of real database servers in a private sandbox, for bench/fleet: 10 targets, the two playbooks that onboard users
+onto it (rdsiam.auth's onboard_user and the same job with the community modules), resetting the fleet between them,
+checking what each left behind, and timing (module runs counted by callback_plugins/module_run_count.py)."""
 import json
 import os
 import subprocess
@@ -302,7 +303,7 @@ def playbook_env(bench, python, directory):
     """ansible-playbook's environment: the private build, the bench venv's interpreter, the operator's AWS keys."""
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_PYTHON_INTERPRETER=python, ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
-               ANSIBLE_CALLBACK_PLUGINS=CALLBACKS, ANSIBLE_CALLBACKS_ENABLED="fleet_bench_count",
+               ANSIBLE_CALLBACK_PLUGINS=CALLBACKS, ANSIBLE_CALLBACKS_ENABLED="module_run_count",
                ANSIBLE_DEPRECATION_WARNINGS="False", XDG_CACHE_HOME=os.path.join(directory, "xdg-cache"))
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         env.pop(name, None)
@@ -328,7 +329,7 @@ def run_playbook(args, env, directory, label, forks):
         os.unlink(counts_path)
     command = [os.path.join(BENCH_VENV, "bin", "ansible-playbook"), "-f", str(forks)] + args
     started = time.perf_counter()
-    process = subprocess.run(command, env=dict(env, FLEET_BENCH_COUNTS=counts_path), cwd=directory,
+    process = subprocess.run(command, env=dict(env, MODULE_RUN_COUNTS=counts_path), cwd=directory,
                              capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
     log = os.path.join(directory, "%s.log" % label)

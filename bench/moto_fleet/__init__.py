@@ -1,5 +1,6 @@
-"""Shared parts of bench/fleet_info and bench/policy: a private moto server with the sandbox shims,
-bulk targets in it, and AWS call counting with botocore's before-call event."""
+"""A fleet that exists only in moto, for bench/fleet_info, bench/enable and bench/policy: a private moto server with the
+sandbox shims, bulk RDS targets in it (instances, clusters, proxies; no database servers), and AWS call counting with
+botocore's before-call event."""
 import collections
 import contextlib
 import os

@@ -5,12 +5,12 @@ import os
 from ansible.plugins.callback import CallbackBase
 
 DOCUMENTATION = """
-name: fleet_bench_count
+name: module_run_count
 type: aggregate
 short_description: count module runs for bench/fleet
 description:
   - Writes the number of module runs (a host and loop item that ran, not skipped), split into modules that
-    ran as a process and actions that stay in the controller, to the JSON file named by FLEET_BENCH_COUNTS.
+    ran as a process and actions that stay in the controller, to the JSON file named by MODULE_RUN_COUNTS.
 """
 
 # Actions that never start a module process: the controller does them itself.
@@ -24,7 +24,7 @@ CONTROLLER_ONLY = frozenset(
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "aggregate"
-    CALLBACK_NAME = "fleet_bench_count"
+    CALLBACK_NAME = "module_run_count"
     CALLBACK_NEEDS_ENABLED = True
 
     def __init__(self):
@@ -54,7 +54,7 @@ class CallbackModule(CallbackBase):
         self._record(result)
 
     def v2_playbook_on_stats(self, stats):
-        path = os.environ.get("FLEET_BENCH_COUNTS")
+        path = os.environ.get("MODULE_RUN_COUNTS")
         if path:
             with open(path, "w", encoding="utf-8") as handle:
                 json.dump(self.counts, handle)
