@@ -14,7 +14,6 @@ BUILD = os.environ.get("RDSIAM_BUILD") or os.path.join(ROOT, ".build")
 COLLECTIONS = os.path.join(BUILD, "collections")
 sys.path[:0] = [COLLECTIONS, ROOT]
 
-from ansible_collections.rdsiam.auth.plugins.module_utils import _aws  # noqa: E402
 from sandbox.network import free_port, wait_for_port  # noqa: E402
 
 REGION = "us-east-1"
@@ -36,8 +35,15 @@ def moto_server():
             process.wait(timeout=30)
 
 
+def _aws():
+    """The collection's AWS helpers, from the build (imported on first use: bench/verifier needs no build)."""
+    from ansible_collections.rdsiam.auth.plugins.module_utils import _aws as aws  # pylint: disable=import-outside-toplevel
+
+    return aws
+
+
 def options(url, region=REGION):
-    values = dict.fromkeys(_aws.AWS_ARGUMENT_SPEC)
+    values = dict.fromkeys(_aws().AWS_ARGUMENT_SPEC)
     values.update(validate_certs=True, region=region, endpoint_url=url, access_key="bench", secret_key="bench")
     return values
 
@@ -92,9 +98,9 @@ class Fleet:
 
 def counted(opts, function, *args, **kwargs):
     """(result, Counter of AWS operations, seconds) for one in-process call."""
-    _aws.clear_session_cache()
+    _aws().clear_session_cache()
     calls = collections.Counter()
-    _aws.aws_session(opts).events.register("before-call", lambda model, **_: calls.update([model.name]))
+    _aws().aws_session(opts).events.register("before-call", lambda model, **_: calls.update([model.name]))
     start = time.perf_counter()
     result = function(*args, **kwargs)
     return result, calls, time.perf_counter() - start

@@ -19,7 +19,7 @@ from moto.iam.models import iam_backends
 from moto.rds.models import rds_backends
 from moto.sts.models import sts_backends
 
-from sandbox.aws import iam_verifier
+from sandbox.aws import iam_changes, iam_verifier
 from sandbox.aws.iam_policy_eval import Policy
 
 PREFIX = "/_sandbox/credentials/"
@@ -68,9 +68,15 @@ class MotoDirectory:
 
     IAM keeps every access key in a dict per account; assumed-role sessions live in STS lists
     that only grow, so they are indexed by access key once and the index is refreshed on a miss.
+    A principal (its policies, tags and key status) is built once per IAM generation
+    (sandbox/aws/iam_changes.py) and kept, with the decisions made from it, until IAM changes:
+    logins come in bursts (a fleet's worth per playbook run) and IAM changes far less often.
+    Targets are read each time: the IAM flag must be current, and reading it costs nothing.
     """
 
     def __init__(self):
+        iam_changes.track_iam_writes()  # the cache below is only safe while every IAM write moves the generation
+        self._principals = (iam_changes.generation(), {})
         self._sessions = {}
         self._indexed = {}  # id(STS assumed_roles list) -> (that list, how many of its entries are in _sessions)
         self._sessions_lock = threading.Lock()
@@ -101,6 +107,22 @@ class MotoDirectory:
 
     # Principals --------------------------------------------------------------------------
     def principal(self, access_key_id):
+        """Who access_key_id belongs to, as IAM holds it now; None when moto never issued it (or it was deleted)."""
+        generation = iam_changes.generation()  # before reading IAM: a write under way leaves this entry behind
+        cached_generation, principals = self._principals
+        if generation != cached_generation:
+            if generation < cached_generation:  # read before a write that another login has already seen: keep nothing
+                return self._read_principal(access_key_id)
+            principals = {}
+            self._principals = (generation, principals)
+        found = principals.get(access_key_id)
+        if found is None:
+            found = self._read_principal(access_key_id)
+            if found is not None:
+                principals[access_key_id] = found
+        return found
+
+    def _read_principal(self, access_key_id):
         for _account_id, partitions in list(iam_backends.items()):
             iam = partitions["aws"]
             key = iam.access_keys.get(access_key_id)

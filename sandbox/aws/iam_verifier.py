@@ -81,6 +81,9 @@ class Principal:
     expiration: datetime.datetime = None
     session_policies: tuple = None
     boundary_policies: tuple = None  # a role's permissions boundary
+    # Decisions already made from these policies and this context, by resource ARN: a principal is never changed
+    # once built (a change in IAM builds a new one), so each answer holds for as long as the principal is used.
+    decisions: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,6 +229,16 @@ def _iso(moment):
     return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _decide(principal, resource):
+    """The principal's IAM decision for rds-db:connect on resource, evaluated once per principal and resource."""
+    decision = principal.decisions.get(resource)
+    if decision is None:
+        decision = iam_policy_eval.evaluate(principal.policies, ACTION, resource, principal.context,
+                                            principal.session_policies, principal.boundary_policies)
+        principal.decisions[resource] = decision
+    return decision
+
+
 def verify(directory, target_identifier, login_user, token_text, now=None):
     """Decide one login. directory answers target(identifier) and principal(access_key_id).
 
@@ -251,9 +264,7 @@ def verify(directory, target_identifier, login_user, token_text, now=None):
             # rds-db:connect has no resource policy to let another account in: assume a role in the target's account.
             raise Refused(f"{principal.arn} is in account {principal.account_id}, not the account of {target.identifier} "
                           f"({target.account_id})")
-        resource = connect_arn(target, login_user)
-        decision = iam_policy_eval.evaluate(principal.policies, ACTION, resource, principal.context,
-                                            principal.session_policies, principal.boundary_policies)
+        decision = _decide(principal, connect_arn(target, login_user))
         if not decision.allowed:
             raise Refused(f"{principal.arn}: {decision.reason}")
     except Refused as refused:

@@ -18,6 +18,18 @@ def _preload_backends():
         get_backend(name)
 
 
+def make_sandbox_server(host, port):
+    """moto with the sandbox's endpoints in front, a thread per request: the databases' logins are verified side by
+    side (a playbook's forks log in at once), and one that waits never holds up the others."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    from sandbox.aws.credentials_api import SandboxApp
+
+    return make_server(host, port, SandboxApp(DomainDispatcherApplication(create_backend_app)), threaded=True,
+                       request_handler=MotoRequestHandler)
+
+
 def main(argv):
     host, port = require_loopback(argv[1]), int(argv[2])
     if len(argv) > 3:
@@ -25,13 +37,7 @@ def main(argv):
         os.environ["RDSIAM_SANDBOX_STATE_DIR"] = argv[3]
     apply_shims()
     _preload_backends()
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
-
-    from sandbox.aws.credentials_api import SandboxApp
-
-    app = SandboxApp(DomainDispatcherApplication(create_backend_app))
-    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    server = make_sandbox_server(host, port)
 
     def stop(*_):
         threading.Thread(target=server.shutdown, daemon=True).start()

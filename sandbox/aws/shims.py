@@ -7,6 +7,8 @@ import json
 import secrets
 import string
 
+from sandbox.aws import iam_changes
+
 _APPLIED = False
 _ALNUM_UPPER = string.ascii_uppercase + string.digits
 
@@ -74,6 +76,7 @@ def _shim_session_tags():
         role = result.result["Credentials"]
         role.session_tags = {tag["Key"]: tag["Value"] for tag in tags}
         role.transitive_tag_keys = list(self.params.get("TransitiveTagKeys") or [])
+        iam_changes.bump()  # the session's principal now has its tags: the verifier must not keep one read without them
         return result
 
     TokenResponse.assume_role = assume_role

@@ -4,14 +4,15 @@ Every case logs in through the real server (PostgreSQL via PAM, MariaDB via its
 AWSAuthenticationPlugin), both of which ask the one verifier on the moto server; each refusal
 must show up in the sandbox's iam-db-auth-error.log with its reason and without the token.
 """
+import concurrent.futures
 import datetime
 import urllib.parse
 
 import pytest
 
 from sandbox.iam_login import (allow_connect, assert_login, assume_role, auth_error_log, connect_arn, create_db_user, delete_iam_user, delete_role,
-                               drop_db_user, enable_iam_auth, iam_auth_set, iam_user_with_policy, login_error, mint_token, refusals_for,
-                               role_with_policy, server_log, verify_over_http)
+                               drop_db_user, enable_iam_auth, iam_auth_set, iam_user_with_policy, login, login_error, mint_token,
+                               policy_document, refusals_for, role_with_policy, server_log, verify_over_http)
 
 TARGETS = ("sbx-postgres", "sbx-mariadb")
 # A second target of the same engine: its tokens must not open the first.
@@ -252,3 +253,48 @@ def test_disabled_iam_auth_refuses_every_token(principals, sandbox):
     finally:
         restore()
     assert (status, answer["reason"]) == (403, "IAM database authentication is disabled on sbx-mysql")
+
+
+# --- what the verifier keeps between logins, and logins at once -----------------------------------
+
+@pytest.mark.parametrize("identifier", TARGETS)
+def test_a_grant_taken_away_in_iam_refuses_the_next_login(principals, sandbox, identifier):
+    """The verifier keeps the principal it read for the next logins: an IAM change must reach the very next one."""
+    name = f"tc-revoked-{identifier}"
+    creds = iam_user_with_policy(sandbox, name, allow_connect(connect_arn(sandbox, identifier, ALICE)))
+    iam = sandbox.moto().client("iam")
+    try:
+        token = mint_token(creds, sandbox.target(identifier), ALICE)
+        assert_login(sandbox, identifier, ALICE, token)
+        assert_login(sandbox, identifier, ALICE, token)
+        iam.delete_user_policy(UserName=name, PolicyName="rds-connect")
+        _refused(sandbox, identifier, ALICE, token, f"no policy allows rds-db:connect on {connect_arn(sandbox, identifier, ALICE)}")
+        iam.put_user_policy(UserName=name, PolicyName="rds-connect", PolicyDocument=policy_document(allow_connect("*")))
+        assert_login(sandbox, identifier, ALICE, token)
+    finally:
+        delete_iam_user(sandbox, name)
+
+
+def test_logins_at_once_each_get_their_own_verdict(principals, sandbox):
+    """Both engines' logins reach the verifier side by side; each is decided on its own principal and user."""
+    cases = [(identifier, principal, user, allowed) for identifier in TARGETS
+             for principal, user, allowed in (("alice", ALICE, True), ("role", ALICE, True), ("bob-only", BOB, True),
+                                              ("bob-only", ALICE, False), ("denied", ALICE, False), ("username", CAROL, True))]
+    tokens = [mint_token(principals[principal], sandbox.target(identifier), user) for identifier, principal, user, _ in cases]
+
+    def attempt(case, token):
+        identifier, _, user, allowed = case
+        if allowed:
+            return login(sandbox, identifier, user, token)
+        return login_error(sandbox, identifier, user, token)
+
+    before = len(auth_error_log(sandbox))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        outcomes = list(pool.map(attempt, cases, tokens))
+    for (identifier, principal, user, allowed), token, outcome in zip(cases, tokens, outcomes):
+        if allowed:
+            assert outcome == user, (identifier, principal, user, outcome)
+        else:
+            assert token not in outcome
+            refusals = refusals_for(sandbox, identifier, user, since=before)
+            assert any(entry["principal"] == principals[principal]["arn"] for entry in refusals), (identifier, principal, refusals)
