@@ -77,6 +77,7 @@ class MotoDirectory:
     def __init__(self):
         iam_changes.track_iam_writes()  # the cache below is only safe while every IAM write moves the generation
         self._principals = (iam_changes.generation(), {})
+        self._reading = threading.Lock()
         self._sessions = {}
         self._indexed = {}  # id(STS assumed_roles list) -> (that list, how many of its entries are in _sessions)
         self._sessions_lock = threading.Lock()
@@ -117,9 +118,14 @@ class MotoDirectory:
             self._principals = (generation, principals)
         found = principals.get(access_key_id)
         if found is None:
-            found = self._read_principal(access_key_id)
-            if found is not None:
-                principals[access_key_id] = found
+            # A burst of logins by one principal reads it once: the others wait and take what the first one read
+            # (reads are CPU-bound, so waiting costs them nothing they could have done meanwhile).
+            with self._reading:
+                found = principals.get(access_key_id)
+                if found is None:
+                    found = self._read_principal(access_key_id)
+                    if found is not None:
+                        principals[access_key_id] = found
         return found
 
     def _read_principal(self, access_key_id):
