@@ -21,6 +21,7 @@ create with `delete_iam_user`, `delete_role` and `drop_db_user`.
 """
 import contextlib
 import json
+import socket
 import urllib.error
 import urllib.request
 
@@ -258,6 +259,21 @@ def verify_over_http(sandbox, target_identifier, db_user, token):
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
+
+
+def verify_as_the_databases_do(moto_url, target_identifier, db_user, token, timeout=10):
+    """POST /_sandbox/verify the way the PAM module and the MariaDB plugin call it (HTTP/1.0, the answer read until the
+    server closes the connection); returns (HTTP status, JSON answer)."""
+    host, port = moto_url.rsplit("/", 1)[1].rsplit(":", 1)
+    body = json.dumps({"target": target_identifier, "user": db_user, "token": token}).encode()
+    head = f"POST /_sandbox/verify HTTP/1.0\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+        conn.sendall(head + body)
+        answer = b""
+        while chunk := conn.recv(8192):
+            answer += chunk
+    status_line, _, payload = answer.partition(b"\r\n\r\n")
+    return int(status_line.split()[1]), json.loads(payload)
 
 
 def auth_error_log(sandbox):

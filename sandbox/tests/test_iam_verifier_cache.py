@@ -6,14 +6,13 @@ next login must be refused from a fresh build. The HTTP cases run the moto serve
 (a thread per request) in this process.
 """
 import concurrent.futures
-import json
-import socket
 import threading
 
 import pytest
 from moto.iam.models import IAMBackend
 
 from sandbox.aws import credentials_api, iam_changes, moto_server
+from sandbox.iam_login import verify_as_the_databases_do
 from sandbox.network import free_port
 from sandbox.tests.verifier_world import ACCOUNT, REGION, allow, document, mint, refusal, verify
 
@@ -171,26 +170,13 @@ def server(aws, monkeypatch, tmp_path):
     running = moto_server.make_sandbox_server(host, port)
     thread = threading.Thread(target=running.serve_forever, daemon=True)
     thread.start()
-    yield aws, (host, port)
+    yield aws, f"http://{host}:{port}"
     running.shutdown()
     running.server_close()
 
 
-def _post(address, target, user, token):
-    """POST /_sandbox/verify as the databases' client does (HTTP/1.0, read until close): (status, answer)."""
-    body = json.dumps({"target": target, "user": user, "token": token}).encode()
-    head = f"POST /_sandbox/verify HTTP/1.0\r\nHost: {address[0]}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-    with socket.create_connection(address, timeout=10) as conn:
-        conn.sendall(head + body)
-        answer = b""
-        while chunk := conn.recv(8192):
-            answer += chunk
-    head, _, payload = answer.partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(payload)
-
-
 def test_many_logins_at_once_each_get_their_own_answer(server):
-    aws, address = server
+    aws, url = server
     alice = aws.user("alice", allow(aws.arn(aws.pg, "alice"), aws.arn(aws.aurora, "alice")))
     bob = aws.role_session("bob-role", allow(aws.arn(aws.pg, "bob")))
     cases = [(target, user, creds, user == "alice" or (user == "bob" and target is aws.pg))
@@ -198,13 +184,13 @@ def test_many_logins_at_once_each_get_their_own_answer(server):
     cases += [(aws.pg, "carol", alice, False)] * 4  # alice's key, signed for another user
     tokens = [mint(creds, target, user) for target, user, creds, _ in cases]
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(cases)) as pool:
-        answers = list(pool.map(lambda case: _post(address, case[0][0]["id"], case[0][1], case[1]), zip(cases, tokens)))
+        answers = list(pool.map(lambda case, token: verify_as_the_databases_do(url, case[0]["id"], case[1], token), cases, tokens))
     assert [status for status, _ in answers] == [200 if allowed else 403 for *_, allowed in cases]
     assert all(answer["allow"] is allowed for (_, answer), (*_, allowed) in zip(answers, cases))
 
 
 def test_a_login_the_verifier_is_still_deciding_holds_up_no_other(server, monkeypatch):
-    aws, address = server
+    aws, url = server
     creds = aws.user("alice", allow("*"))
     entered, release = threading.Event(), threading.Event()
     target = credentials_api.MotoDirectory.target
@@ -217,10 +203,10 @@ def test_a_login_the_verifier_is_still_deciding_holds_up_no_other(server, monkey
 
     monkeypatch.setattr(credentials_api.MotoDirectory, "target", slow_for_one)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        held = pool.submit(_post, address, "aurora", "alice", mint(creds, aws.aurora, "alice"))
+        held = pool.submit(verify_as_the_databases_do, url, "aurora", "alice", mint(creds, aws.aurora, "alice"))
         assert entered.wait(10)
         try:
-            assert _post(address, "pg", "alice", mint(creds, aws.pg, "alice"))[0] == 200  # answered while aurora's waits
+            assert verify_as_the_databases_do(url, "pg", "alice", mint(creds, aws.pg, "alice"))[0] == 200  # aurora's still waits
             assert not held.done()
         finally:
             release.set()
