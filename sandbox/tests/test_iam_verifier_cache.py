@@ -164,7 +164,7 @@ def test_session_tags_reach_a_principal_read_before_them(aws):
 
 @pytest.fixture
 def server(aws, monkeypatch, tmp_path):
-    """The sandbox's moto server (its verifier in front) on a free port in this process; yields (host, port)."""
+    """The sandbox's moto server (its verifier in front) on a free port in this process; yields (World, its URL)."""
     monkeypatch.setenv("RDSIAM_SANDBOX_STATE_DIR", str(tmp_path))
     host, port = "127.0.0.1", free_port("127.0.0.1")
     running = moto_server.make_sandbox_server(host, port)
