@@ -13,7 +13,7 @@ import sys
 
 import yaml
 
-from sandbox import lifecycle
+from sandbox import lifecycle, reference_client
 from sandbox.network import SandboxError
 
 DEMO_ROLE = "data-analysts"
@@ -47,8 +47,8 @@ def demo_vars(state, role_arn):
 
 
 def login(state, session):
-    """psql as the demo person. The token comes from botocore (not from this collection) for the role's session,
-    and reaches psql through its environment only, so it is never on a command line or in the output."""
+    """psql as the demo person. The token comes from the reference client (botocore, not this collection) for the
+    role's session, and reaches psql through its environment only, so it is never on a command line or in the output."""
     import boto3
 
     target = next(target for target in state["targets"] if target["engine"] == "postgres")
@@ -59,10 +59,8 @@ def login(state, session):
     sts = boto3.client("sts", endpoint_url=state["moto"]["endpoint_url"], region_name=state["region"],
                        aws_access_key_id=operator["access_key_id"], aws_secret_access_key=operator["secret_access_key"])
     role_arn = session.client("iam").get_role(RoleName=DEMO_ROLE)["Role"]["Arn"]
-    creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=DEMO_USER)["Credentials"]
-    rds = boto3.client("rds", region_name=state["region"], aws_access_key_id=creds["AccessKeyId"],
-                       aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
-    token = rds.generate_db_auth_token(DBHostname=target["endpoint"], Port=target["port"], DBUsername=DEMO_USER)
+    creds = reference_client.assume_role(sts, role_arn, DEMO_USER)
+    token = reference_client.mint_token(creds, target["endpoint"], target["port"], DEMO_USER, region=state["region"])
     conninfo = (f"host={target['endpoint']} port={target['port']} dbname=postgres user={DEMO_USER} "
                 f"sslmode=verify-full sslrootcert={state['ca_cert']}")
     print(f"$ psql \"{conninfo}\"   # as role {DEMO_ROLE}, password = a fresh IAM token")

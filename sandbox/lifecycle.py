@@ -7,13 +7,14 @@ import subprocess
 import sys
 import time
 
-from sandbox import fleet, mariadb_plugin, native_build, outputs, pam
-from sandbox.localserver import terminate
-from sandbox.mariadb import MariaDbServer
+from sandbox import fleet, outputs
+from sandbox.db import mariadb_plugin, native_build, pam
+from sandbox.db.localserver import terminate
+from sandbox.db.mariadb import MariaDbServer
 from sandbox.network import SandboxError, free_port, port_open, require_loopback, wait_for_port
-from sandbox.postgres import PostgresServer
+from sandbox.db.postgres import PostgresServer
 from sandbox.prereqs import chown_tree, find_programs, server_os_user
-from sandbox.tls import CertificateAuthority
+from sandbox.db.tls import CertificateAuthority
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATE_FILE = "sandbox.json"
@@ -76,7 +77,7 @@ def server(state, identifier):
 
 def _start_moto(state_dir, host, port):
     log = open(os.path.join(state_dir, "moto.log"), "wb")  # pylint: disable=consider-using-with
-    process = subprocess.Popen([sys.executable, "-m", "sandbox.moto_server", host, str(port), state_dir], cwd=REPO_ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "sandbox.aws.moto_server", host, str(port), state_dir], cwd=REPO_ROOT,
                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     wait_for_port(host, port, "moto server", timeout=60, alive=lambda: process.poll() is None)

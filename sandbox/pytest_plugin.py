@@ -11,7 +11,8 @@ import tempfile
 
 import pytest
 
-from sandbox import fleet, lifecycle, sql_servers
+from sandbox import fleet, lifecycle
+from sandbox.db import sql_servers
 
 # The PostgreSQL majors pg_majors serves, (15, 16, 17, 18): parametrize over these.
 PG_MAJORS = sql_servers.MAJORS
@@ -75,7 +76,7 @@ def sandbox():
 
 @pytest.fixture(scope="session")
 def pg_majors():
-    """SQL-only PostgreSQL servers with RDS's role model (sandbox/sql_servers.py), one per major.
+    """SQL-only PostgreSQL servers with RDS's role model (sandbox/db/sql_servers.py), one per major.
 
     `pg_majors.get(major)` starts that major's server on first use and returns the same handle
     afterwards (its tests share it: use unique role names); every server stops at session end.
@@ -90,7 +91,7 @@ def pg_majors():
 @pytest.fixture(autouse=True, scope="session")
 def private_cache_home(tmp_path_factory):
     """The collection caches assumed-role credentials under $XDG_CACHE_HOME: never the user's own."""
-    from sandbox import native_build
+    from sandbox.db import native_build
 
     saved = {name: os.environ.get(name) for name in ("XDG_CACHE_HOME", "RDSIAM_SANDBOX_CACHE")}
     # The sandbox's own build cache (plugin headers, compiled parts) stays where it is, shared across runs.

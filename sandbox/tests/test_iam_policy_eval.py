@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from sandbox.iam_policy_eval import Policy, arn_match, evaluate, glob_match
+from sandbox.aws.iam_policy_eval import Policy, arn_match, evaluate, glob_match
 
 ACTION = "rds-db:connect"
 PREFIX = "arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -1,101 +1,16 @@
 """The token verifier against in-process moto: what RDS accepts is accepted, everything else refused
 with a reason that names the cause and never holds the token."""
 import datetime
-import functools
 import json
-import urllib.parse
-from unittest import mock
 
-import boto3
-import botocore.auth
 import pytest
 from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from moto import mock_aws
 from werkzeug.test import Client
 
-from sandbox import credentials_api, iam_verifier
-from sandbox.shims import apply_shims
-
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
-NOW = datetime.datetime.now(datetime.timezone.utc)
-
-
-@functools.lru_cache(maxsize=None)
-def _moto_session():
-    """One session for every test: building boto3 clients from a fresh one costs 0.25 s each time."""
-    return boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-
-
-@pytest.fixture
-def aws():
-    apply_shims()
-    with mock_aws():
-        yield World(_moto_session())
-
-
-class World:
-    """Two targets (an RDS PostgreSQL instance, an Aurora cluster with a member) and helpers."""
-
-    def __init__(self, session):
-        self.session = session
-        self.iam, self.rds = session.client("iam"), session.client("rds")
-        db = self.rds.create_db_instance(DBInstanceIdentifier="pg", DBInstanceClass="db.t4g.micro", Engine="postgres",
-                                         MasterUsername="postgres", MasterUserPassword="p4ssword!", AllocatedStorage=20,
-                                         Port=15432, EnableIAMDatabaseAuthentication=True)["DBInstance"]
-        self.pg = {"id": "pg", "host": db["Endpoint"]["Address"], "port": 15432, "resource": db["DbiResourceId"]}
-        cluster = self.rds.create_db_cluster(DBClusterIdentifier="aurora", Engine="aurora-postgresql", MasterUsername="postgres",
-                                             MasterUserPassword="p4ssword!", Port=15433,
-                                             EnableIAMDatabaseAuthentication=True)["DBCluster"]
-        member = self.rds.create_db_instance(DBInstanceIdentifier="aurora-1", DBInstanceClass="db.r6g.large",
-                                             Engine="aurora-postgresql", DBClusterIdentifier="aurora")["DBInstance"]
-        self.aurora = {"id": "aurora", "host": cluster["Endpoint"], "port": 15433, "resource": cluster["DbClusterResourceId"],
-                       "reader": cluster["ReaderEndpoint"], "member": member["Endpoint"]["Address"]}
-
-    def arn(self, target, user):
-        return f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:{target['resource']}/{user}"
-
-    def user(self, name, *statements, tags=None):
-        self.iam.create_user(UserName=name, Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()])
-        if statements:
-            self.iam.put_user_policy(UserName=name, PolicyName="connect", PolicyDocument=_document(*statements))
-        key = self.iam.create_access_key(UserName=name)["AccessKey"]
-        return Credentials(key["AccessKeyId"], key["SecretAccessKey"])
-
-    def role_session(self, role, *statements, session_tags=None, role_tags=None, policy=None):
-        self.iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}",
-                             Tags=[{"Key": k, "Value": v} for k, v in (role_tags or {}).items()])
-        self.iam.put_role_policy(RoleName=role, PolicyName="connect", PolicyDocument=_document(*statements))
-        extra = {"Tags": [{"Key": k, "Value": v} for k, v in session_tags.items()]} if session_tags else {}
-        if policy:
-            extra["Policy"] = policy
-        issued = self.session.client("sts").assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{role}", RoleSessionName="sess",
-                                                        DurationSeconds=900, **extra)["Credentials"]
-        return Credentials(issued["AccessKeyId"], issued["SecretAccessKey"], issued["SessionToken"])
-
-
-def _document(*statements):
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
-def _allow(*resources):
-    return {"Effect": "Allow", "Action": "rds-db:connect", "Resource": list(resources)}
-
-
-@functools.lru_cache(maxsize=None)
-def _signing_session():
-    """One boto3 session for every token: its loader keeps the RDS model between clients."""
-    return boto3.Session()
-
-
-def mint(credentials, target, user, *, host=None, port=None, region=REGION, signed_at=None):
-    """botocore's generate_db_auth_token, with the signing clock set to signed_at when given."""
-    rds = _signing_session().client("rds", region_name=region, aws_access_key_id=credentials.access_key,
-                                    aws_secret_access_key=credentials.secret_key, aws_session_token=credentials.token)
-    with mock.patch.object(botocore.auth, "get_current_datetime", lambda: signed_at or datetime.datetime.now(datetime.timezone.utc)):
-        return rds.generate_db_auth_token(host or target["host"], port or target["port"], user)
+from sandbox.aws import credentials_api, iam_verifier
+from sandbox.tests.verifier_world import ACCOUNT, NOW, REGION, allow, document, mint, refusal, verify
 
 
 def presign(credentials, host_port, user, *, service="rds-db", region=REGION, expires=900):
@@ -104,10 +19,6 @@ def presign(credentials, host_port, user, *, service="rds-db", region=REGION, ex
     request = AWSRequest(method="GET", url=f"https://{host_port}/", data={"Action": "connect", "DBUser": user})
     auth.add_auth(request)
     return request.url[len("https://"):]
-
-
-def verify(target, user, token, now=None):
-    return iam_verifier.verify(credentials_api.DIRECTORY, target["id"], user, token, now=now)
 
 
 # --- parsing and signatures --------------------------------------------------------------------
@@ -164,14 +75,14 @@ def test_tokens_of_the_wrong_shape_say_what_is_wrong_without_echoing_it(change, 
 # --- the whole check against moto -----------------------------------------------------------------
 
 def test_a_token_for_the_right_user_target_and_policy_is_accepted(aws):
-    creds = aws.user("alice", _allow(aws.arn(aws.pg, "alice")))
+    creds = aws.user("alice", allow(aws.arn(aws.pg, "alice")))
     verdict = verify(aws.pg, "alice", mint(creds, aws.pg, "alice"))
     assert verdict == iam_verifier.Verdict(True, "allowed by inline policy 'connect' of user alice",
                                            f"arn:aws:iam::{ACCOUNT}:user/alice")
 
 
 def test_aurora_accepts_cluster_reader_and_member_endpoints_with_the_cluster_resource_id(aws):
-    creds = aws.user("alice", _allow(aws.arn(aws.aurora, "alice")))
+    creds = aws.user("alice", allow(aws.arn(aws.aurora, "alice")))
     for host in (aws.aurora["host"], aws.aurora["reader"], aws.aurora["member"], aws.aurora["host"].upper()):
         verdict = verify(aws.aurora, "alice", mint(creds, aws.aurora, "alice", host=host))
         assert verdict.allow, (host, verdict.reason)
@@ -179,120 +90,113 @@ def test_aurora_accepts_cluster_reader_and_member_endpoints_with_the_cluster_res
     assert verify(member_target, "alice", mint(creds, aws.aurora, "alice")).allow
 
 
-def _refusal(target, user, token, now=None):
-    verdict = verify(target, user, token, now=now)
-    assert not verdict.allow, f"accepted: {verdict}"
-    assert urllib.parse.unquote(token.rsplit("X-Amz-Signature=", 1)[1]) not in verdict.reason
-    return verdict.reason
-
-
 def test_tampered_signature(aws):
-    creds = aws.user("alice", _allow("*"))
+    creds = aws.user("alice", allow("*"))
     token = mint(creds, aws.pg, "alice")
     tampered = token[:-1] + ("0" if token[-1] != "0" else "1")
-    assert _refusal(aws.pg, "alice", tampered) == f"signature mismatch for access key {creds.access_key}"
+    assert refusal(aws.pg, "alice", tampered) == f"signature mismatch for access key {creds.access_key}"
 
 
 def test_changed_claim_breaks_the_signature(aws):
-    creds = aws.user("alice", _allow("*"))
+    creds = aws.user("alice", allow("*"))
     token = _edit(mint(creds, aws.pg, "alice"), "DBUser", "bob")
-    assert _refusal(aws.pg, "bob", token) == f"signature mismatch for access key {creds.access_key}"
+    assert refusal(aws.pg, "bob", token) == f"signature mismatch for access key {creds.access_key}"
 
 
 def test_expired_token_signed_16_minutes_back(aws):
-    creds = aws.user("alice", _allow("*"))
+    creds = aws.user("alice", allow("*"))
     signed = NOW - datetime.timedelta(minutes=16)
-    reason = _refusal(aws.pg, "alice", mint(creds, aws.pg, "alice", signed_at=signed), now=NOW)
+    reason = refusal(aws.pg, "alice", mint(creds, aws.pg, "alice", signed_at=signed), now=NOW)
     assert reason.startswith("token expired at ") and "valid 900 s" in reason
 
 
 def test_clock_skew_allowance_is_one_minute_ahead_and_none_after_expiry(aws):
-    creds = aws.user("alice", _allow("*"))
+    creds = aws.user("alice", allow("*"))
     assert verify(aws.pg, "alice", mint(creds, aws.pg, "alice", signed_at=NOW + datetime.timedelta(seconds=50)), now=NOW).allow
     ahead = mint(creds, aws.pg, "alice", signed_at=NOW + datetime.timedelta(seconds=90))
-    assert "in the future" in _refusal(aws.pg, "alice", ahead, now=NOW)
+    assert "in the future" in refusal(aws.pg, "alice", ahead, now=NOW)
     edge = mint(creds, aws.pg, "alice", signed_at=NOW - datetime.timedelta(seconds=900))
     assert verify(aws.pg, "alice", edge, now=NOW.replace(microsecond=0)).allow
-    assert "expired" in _refusal(aws.pg, "alice", edge, now=NOW.replace(microsecond=0) + datetime.timedelta(seconds=1))
+    assert "expired" in refusal(aws.pg, "alice", edge, now=NOW.replace(microsecond=0) + datetime.timedelta(seconds=1))
 
 
 def test_expires_over_900_seconds_is_refused_even_when_signed(aws):
-    creds = aws.user("alice", _allow("*"))
+    creds = aws.user("alice", allow("*"))
     token = presign(creds, f"{aws.pg['host']}:{aws.pg['port']}", "alice", expires=3600)
-    assert _refusal(aws.pg, "alice", token) == "X-Amz-Expires 3600 is outside 1..900 seconds"
+    assert refusal(aws.pg, "alice", token) == "X-Amz-Expires 3600 is outside 1..900 seconds"
 
 
 def test_another_service_is_refused(aws):
-    creds = aws.user("alice", _allow("*"))
+    creds = aws.user("alice", allow("*"))
     token = presign(creds, f"{aws.pg['host']}:{aws.pg['port']}", "alice", service="rds")
-    assert _refusal(aws.pg, "alice", token) == "token is signed for service 'rds', not rds-db"
+    assert refusal(aws.pg, "alice", token) == "token is signed for service 'rds', not rds-db"
 
 
 def test_another_users_token(aws):
-    creds = aws.user("alice", _allow("*"))
-    assert _refusal(aws.pg, "bob", mint(creds, aws.pg, "alice")) == "DBUser 'alice' does not match login user 'bob'"
-    assert _refusal(aws.pg, "Alice", mint(creds, aws.pg, "alice")) == "DBUser 'alice' does not match login user 'Alice'"
+    creds = aws.user("alice", allow("*"))
+    assert refusal(aws.pg, "bob", mint(creds, aws.pg, "alice")) == "DBUser 'alice' does not match login user 'bob'"
+    assert refusal(aws.pg, "Alice", mint(creds, aws.pg, "alice")) == "DBUser 'alice' does not match login user 'Alice'"
 
 
 def test_token_for_another_target(aws):
-    creds = aws.user("alice", _allow("*"))
+    creds = aws.user("alice", allow("*"))
     token = mint(creds, aws.aurora, "alice")
-    assert _refusal(aws.pg, "alice", token) == f"token host {aws.aurora['host']} is not an endpoint of target pg"
+    assert refusal(aws.pg, "alice", token) == f"token host {aws.aurora['host']} is not an endpoint of target pg"
     wrong_port = mint(creds, aws.pg, "alice", port=5432)
-    assert _refusal(aws.pg, "alice", wrong_port) == "token port 5432 is not the port of target pg (15432)"
+    assert refusal(aws.pg, "alice", wrong_port) == "token port 5432 is not the port of target pg (15432)"
 
 
 def test_wrong_region(aws):
-    creds = aws.user("alice", _allow("*"))
-    reason = _refusal(aws.pg, "alice", mint(creds, aws.pg, "alice", region="eu-west-1"))
+    creds = aws.user("alice", allow("*"))
+    reason = refusal(aws.pg, "alice", mint(creds, aws.pg, "alice", region="eu-west-1"))
     assert reason == "token is signed for region eu-west-1 but pg is in region us-east-1"
 
 
 def test_iam_auth_disabled_on_the_target(aws):
-    creds = aws.user("alice", _allow("*"))
+    creds = aws.user("alice", allow("*"))
     aws.rds.modify_db_instance(DBInstanceIdentifier="pg", EnableIAMDatabaseAuthentication=False, ApplyImmediately=True)
-    assert _refusal(aws.pg, "alice", mint(creds, aws.pg, "alice")) == "IAM database authentication is disabled on pg"
+    assert refusal(aws.pg, "alice", mint(creds, aws.pg, "alice")) == "IAM database authentication is disabled on pg"
     aws.rds.modify_db_cluster(DBClusterIdentifier="aurora", EnableIAMDatabaseAuthentication=False, ApplyImmediately=True)
-    assert _refusal(aws.aurora, "alice", mint(creds, aws.aurora, "alice")) == "IAM database authentication is disabled on aurora"
+    assert refusal(aws.aurora, "alice", mint(creds, aws.aurora, "alice")) == "IAM database authentication is disabled on aurora"
 
 
 def test_unknown_deleted_and_inactive_keys(aws):
-    creds = aws.user("alice", _allow("*"))
+    creds = aws.user("alice", allow("*"))
     token = mint(creds, aws.pg, "alice")
     forged = mint(Credentials("AKIAIOSFODNN7EXAMPLE", "whatever"), aws.pg, "alice")
-    assert _refusal(aws.pg, "alice", forged) == "access key AKIAIOSFODNN7EXAMPLE is unknown (never issued, or deleted)"
+    assert refusal(aws.pg, "alice", forged) == "access key AKIAIOSFODNN7EXAMPLE is unknown (never issued, or deleted)"
     aws.iam.update_access_key(UserName="alice", AccessKeyId=creds.access_key, Status="Inactive")
-    assert _refusal(aws.pg, "alice", token) == f"access key {creds.access_key} of arn:aws:iam::{ACCOUNT}:user/alice is Inactive"
+    assert refusal(aws.pg, "alice", token) == f"access key {creds.access_key} of arn:aws:iam::{ACCOUNT}:user/alice is Inactive"
     aws.iam.update_access_key(UserName="alice", AccessKeyId=creds.access_key, Status="Active")
     assert verify(aws.pg, "alice", token).allow
     aws.iam.delete_access_key(UserName="alice", AccessKeyId=creds.access_key)
-    assert _refusal(aws.pg, "alice", token) == f"access key {creds.access_key} is unknown (never issued, or deleted)"
+    assert refusal(aws.pg, "alice", token) == f"access key {creds.access_key} is unknown (never issued, or deleted)"
 
 
 def test_long_term_key_with_a_security_token_is_refused(aws):
-    creds = aws.user("alice", _allow("*"))
+    creds = aws.user("alice", allow("*"))
     token = mint(Credentials(creds.access_key, creds.secret_key, "made-up-session"), aws.pg, "alice")
-    assert "long-term key but the token carries a security token" in _refusal(aws.pg, "alice", token)
+    assert "long-term key but the token carries a security token" in refusal(aws.pg, "alice", token)
 
 
 def test_temporary_credentials_need_their_own_unexpired_session_token(aws):
-    creds = aws.role_session("dba", _allow("*"))
+    creds = aws.role_session("dba", allow("*"))
     token = mint(creds, aws.pg, "alice")
     verdict = verify(aws.pg, "alice", token)
     assert verdict == iam_verifier.Verdict(True, "allowed by inline policy 'connect' of role dba",
                                            f"arn:aws:sts::{ACCOUNT}:assumed-role/dba/sess")
     other = mint(Credentials(creds.access_key, creds.secret_key, "not-the-session-token"), aws.pg, "alice")
-    assert _refusal(aws.pg, "alice", other) == f"the security token does not belong to temporary access key {creds.access_key}"
+    assert refusal(aws.pg, "alice", other) == f"the security token does not belong to temporary access key {creds.access_key}"
     bare = mint(Credentials(creds.access_key, creds.secret_key), aws.pg, "alice")
-    assert _refusal(aws.pg, "alice", bare) == f"temporary access key {creds.access_key} needs its X-Amz-Security-Token"
+    assert refusal(aws.pg, "alice", bare) == f"temporary access key {creds.access_key} needs its X-Amz-Security-Token"
     later = NOW + datetime.timedelta(minutes=16)
     fresh_but_late = mint(creds, aws.pg, "alice", signed_at=later)
-    reason = _refusal(aws.pg, "alice", fresh_but_late, now=later)
+    reason = refusal(aws.pg, "alice", fresh_but_late, now=later)
     assert reason.startswith(f"temporary credentials {creds.access_key} of arn:aws:sts::{ACCOUNT}:assumed-role/dba/sess expired at")
 
 
 def test_every_session_of_a_role_resolves_old_and_new(aws):
-    first = aws.role_session("multi", _allow("*"))
+    first = aws.role_session("multi", allow("*"))
     assert verify(aws.pg, "alice", mint(first, aws.pg, "alice")).allow  # indexes the sessions issued so far
     sts = aws.session.client("sts")
     later = [sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/multi", RoleSessionName=f"s{n}")["Credentials"]
@@ -309,25 +213,25 @@ def test_a_principal_of_another_account_is_refused(aws):
     issued = aws.session.client("sts").assume_role(RoleArn="arn:aws:iam::222222222222:role/elsewhere",
                                                    RoleSessionName="cross")["Credentials"]
     creds = Credentials(issued["AccessKeyId"], issued["SecretAccessKey"], issued["SessionToken"])
-    reason = _refusal(aws.pg, "alice", mint(creds, aws.pg, "alice"))
+    reason = refusal(aws.pg, "alice", mint(creds, aws.pg, "alice"))
     assert reason == (f"arn:aws:sts::222222222222:assumed-role/elsewhere/cross is in account 222222222222, "
                       f"not the account of pg ({ACCOUNT})")
 
 
 def test_policy_that_does_not_allow_this_arn(aws):
-    creds = aws.user("alice", _allow(aws.arn(aws.aurora, "alice"), aws.arn(aws.pg, "bob")))
-    reason = _refusal(aws.pg, "alice", mint(creds, aws.pg, "alice"))
+    creds = aws.user("alice", allow(aws.arn(aws.aurora, "alice"), aws.arn(aws.pg, "bob")))
+    reason = refusal(aws.pg, "alice", mint(creds, aws.pg, "alice"))
     assert reason == f"arn:aws:iam::{ACCOUNT}:user/alice: no policy allows rds-db:connect on {aws.arn(aws.pg, 'alice')}"
 
 
 def test_explicit_deny_from_a_group_managed_policy(aws):
-    creds = aws.user("alice", _allow("*"))
-    deny = aws.iam.create_policy(PolicyName="no-pg", PolicyDocument=_document(
+    creds = aws.user("alice", allow("*"))
+    deny = aws.iam.create_policy(PolicyName="no-pg", PolicyDocument=document(
         {"Effect": "Deny", "Action": "rds-db:*", "Resource": f"arn:aws:rds-db:*:*:dbuser:{aws.pg['resource']}/*"}))["Policy"]
     aws.iam.create_group(GroupName="contractors")
     aws.iam.add_user_to_group(GroupName="contractors", UserName="alice")
     aws.iam.attach_group_policy(GroupName="contractors", PolicyArn=deny["Arn"])
-    reason = _refusal(aws.pg, "alice", mint(creds, aws.pg, "alice"))
+    reason = refusal(aws.pg, "alice", mint(creds, aws.pg, "alice"))
     assert reason == f"arn:aws:iam::{ACCOUNT}:user/alice: explicitly denied by managed policy {deny['Arn']}"
     assert verify(aws.aurora, "alice", mint(creds, aws.aurora, "alice")).allow
 
@@ -336,11 +240,11 @@ def test_group_inline_and_managed_default_version_allow(aws):
     creds = aws.user("alice")
     aws.iam.create_group(GroupName="dbas")
     aws.iam.add_user_to_group(GroupName="dbas", UserName="alice")
-    aws.iam.put_group_policy(GroupName="dbas", PolicyName="pg", PolicyDocument=_document(_allow(aws.arn(aws.pg, "alice"))))
+    aws.iam.put_group_policy(GroupName="dbas", PolicyName="pg", PolicyDocument=document(allow(aws.arn(aws.pg, "alice"))))
     assert verify(aws.pg, "alice", mint(creds, aws.pg, "alice")).reason == "allowed by inline policy 'pg' of group dbas"
-    policy = aws.iam.create_policy(PolicyName="aurora", PolicyDocument=_document(_allow(aws.arn(aws.aurora, "bob"))))["Policy"]
+    policy = aws.iam.create_policy(PolicyName="aurora", PolicyDocument=document(allow(aws.arn(aws.aurora, "bob"))))["Policy"]
     aws.iam.attach_user_policy(UserName="alice", PolicyArn=policy["Arn"])
-    aws.iam.create_policy_version(PolicyArn=policy["Arn"], PolicyDocument=_document(_allow(aws.arn(aws.aurora, "alice"))),
+    aws.iam.create_policy_version(PolicyArn=policy["Arn"], PolicyDocument=document(allow(aws.arn(aws.aurora, "alice"))),
                                   SetAsDefault=False)
     assert not verify(aws.aurora, "alice", mint(creds, aws.aurora, "alice")).allow  # v2 is not the default yet
     aws.iam.set_default_policy_version(PolicyArn=policy["Arn"], VersionId="v2")
@@ -348,48 +252,48 @@ def test_group_inline_and_managed_default_version_allow(aws):
 
 
 def test_abac_session_tag_lets_alice_in_as_alice_only(aws):
-    statement = _allow(f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:{aws.pg['resource']}/${{aws:PrincipalTag/userName}}")
+    statement = allow(f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:{aws.pg['resource']}/${{aws:PrincipalTag/userName}}")
     creds = aws.role_session("abac", statement, session_tags={"userName": "alice"}, role_tags={"userName": "bob"})
     assert verify(aws.pg, "alice", mint(creds, aws.pg, "alice")).allow
-    assert "no policy allows rds-db:connect" in _refusal(aws.pg, "bob", mint(creds, aws.pg, "bob"))
+    assert "no policy allows rds-db:connect" in refusal(aws.pg, "bob", mint(creds, aws.pg, "bob"))
 
 
 def test_abac_role_tag_applies_without_a_session_tag(aws):
-    statement = _allow(f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:*/${{aws:PrincipalTag/userName}}")
+    statement = allow(f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:*/${{aws:PrincipalTag/userName}}")
     creds = aws.role_session("tagged", statement, role_tags={"userName": "carol"})
     assert verify(aws.pg, "carol", mint(creds, aws.pg, "carol")).allow
     assert not verify(aws.pg, "alice", mint(creds, aws.pg, "alice")).allow
 
 
 def test_aws_username_variable_for_iam_users(aws):
-    statement = _allow(f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:{aws.pg['resource']}/${{aws:username}}")
+    statement = allow(f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:{aws.pg['resource']}/${{aws:username}}")
     creds = aws.user("dave", statement, tags={"userName": "eve"})
     assert verify(aws.pg, "dave", mint(creds, aws.pg, "dave")).allow
-    assert "no policy allows" in _refusal(aws.pg, "eve", mint(creds, aws.pg, "eve"))
+    assert "no policy allows" in refusal(aws.pg, "eve", mint(creds, aws.pg, "eve"))
     role_creds = aws.role_session("no-username", statement)  # sessions have no aws:username
     assert not verify(aws.pg, "dave", mint(role_creds, aws.pg, "dave")).allow
 
 
 def test_principal_tag_of_an_iam_user(aws):
-    statement = _allow(f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:*/${{aws:PrincipalTag/dbUser}}")
+    statement = allow(f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:*/${{aws:PrincipalTag/dbUser}}")
     creds = aws.user("frank", statement, tags={"dbUser": "frank_ro"})
     assert verify(aws.pg, "frank_ro", mint(creds, aws.pg, "frank_ro")).allow
     assert not verify(aws.pg, "frank", mint(creds, aws.pg, "frank")).allow
 
 
 def test_session_policy_narrows_the_role(aws):
-    creds = aws.role_session("wide", _allow("*"), policy=_document(_allow(aws.arn(aws.pg, "alice"))))
+    creds = aws.role_session("wide", allow("*"), policy=document(allow(aws.arn(aws.pg, "alice"))))
     assert verify(aws.pg, "alice", mint(creds, aws.pg, "alice")).allow
-    assert "session policy does not" in _refusal(aws.pg, "bob", mint(creds, aws.pg, "bob"))
+    assert "session policy does not" in refusal(aws.pg, "bob", mint(creds, aws.pg, "bob"))
 
 
 def test_role_permissions_boundary_limits_the_session(aws):
-    boundary = aws.iam.create_policy(PolicyName="only-pg", PolicyDocument=_document(
-        _allow(f"arn:aws:rds-db:*:*:dbuser:{aws.pg['resource']}/*")))["Policy"]["Arn"]
-    creds = aws.role_session("bounded", _allow("*"))
+    boundary = aws.iam.create_policy(PolicyName="only-pg", PolicyDocument=document(
+        allow(f"arn:aws:rds-db:*:*:dbuser:{aws.pg['resource']}/*")))["Policy"]["Arn"]
+    creds = aws.role_session("bounded", allow("*"))
     aws.iam.put_role_permissions_boundary(RoleName="bounded", PermissionsBoundary=boundary)
     assert verify(aws.pg, "alice", mint(creds, aws.pg, "alice")).allow
-    assert "but the permissions boundary does not" in _refusal(aws.aurora, "alice", mint(creds, aws.aurora, "alice"))
+    assert "but the permissions boundary does not" in refusal(aws.aurora, "alice", mint(creds, aws.aurora, "alice"))
     aws.iam.delete_role_permissions_boundary(RoleName="bounded")
     assert verify(aws.aurora, "alice", mint(creds, aws.aurora, "alice")).allow
 
@@ -421,7 +325,7 @@ def _log(tmp_path):
 
 
 def test_endpoint_allows_refuses_and_logs_refusals_only(aws, endpoint, tmp_path):
-    creds = aws.user("alice", _allow(aws.arn(aws.pg, "alice")))
+    creds = aws.user("alice", allow(aws.arn(aws.pg, "alice")))
     token = mint(creds, aws.pg, "alice")
     allowed = endpoint.post("/_sandbox/verify", json={"target": "pg", "user": "alice", "token": token})
     assert (allowed.status_code, allowed.json) == (200, {"allow": True, "principal": f"arn:aws:iam::{ACCOUNT}:user/alice"})
@@ -467,7 +371,8 @@ def test_connect_arn_partition_follows_the_region(region, partition):
     assert iam_verifier.connect_arn(target, "alice") == f"arn:{partition}:rds-db:{region}:{ACCOUNT}:dbuser:db-X/alice"
 
 
-@pytest.mark.parametrize("module", ["sandbox/iam_verifier.py", "sandbox/iam_policy_eval.py", "sandbox/credentials_api.py"])
+@pytest.mark.parametrize("module", ["sandbox/aws/iam_verifier.py", "sandbox/aws/iam_policy_eval.py", "sandbox/aws/credentials_api.py",
+                                    "sandbox/aws/iam_changes.py", "sandbox/reference_client.py"])
 def test_the_oracle_shares_no_code_with_the_collection(module):
     import ast
     import pathlib

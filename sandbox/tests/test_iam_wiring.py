@@ -2,92 +2,77 @@
 
 MariaDB: the RDS statement `IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL` works
 and its logins go to the verifier. PostgreSQL: members of rds_iam go through PAM to the verifier,
-only over TLS. Master users keep their passwords. Tokens here are botocore's own
-generate_db_auth_token, signed with the sandbox operator's key (an IAM user allowed "*") or with
-an assumed role's temporary credentials. Names start with wiring_ (one sandbox per session).
+only over TLS. Master users keep their passwords. Tokens and logins here come from the reference
+client (botocore's own generate_db_auth_token, psycopg2 and PyMySQL over verify-full TLS), signed
+with the sandbox operator's key (an IAM user allowed "*") or with an assumed role's temporary
+credentials. Names start with wiring_ (one sandbox per session).
 """
 import ctypes
 import http.server
 import json
 import os
 import shutil
-import ssl
 import threading
 import time
 
-import boto3
 import psycopg2
 import pymysql
 import pytest
 
-from sandbox import fleet, lifecycle, mariadb_plugin, native_build, pam, prereqs
-from sandbox.mariadb import MariaDbServer
+from sandbox import fleet, lifecycle, prereqs, reference_client
+from sandbox.db import mariadb_plugin, native_build, pam
+from sandbox.db.mariadb import MariaDbServer
+from sandbox.db.postgres import PostgresServer, pg_hba
+from sandbox.iam_login import enable_iam_auth, refusals_for
 from sandbox.network import SandboxError, free_port
-from sandbox.postgres import PostgresServer, pg_hba
-from sandbox.pytest_plugin import private_state_dir
+from sandbox.pytest_plugin import Sandbox, private_state_dir
 
-AUTH_ERROR_LOG = "iam-db-auth-error.log"  # written by the verifier (sandbox/credentials_api.py)
+AUTH_ERROR_LOG = "iam-db-auth-error.log"  # written by the verifier (sandbox/aws/credentials_api.py)
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-def _rds(state):
-    operator = state["operator"]
-    return boto3.client("rds", endpoint_url=state["moto"]["endpoint_url"], region_name=state["region"],
-                        aws_access_key_id=operator["access_key_id"], aws_secret_access_key=operator["secret_access_key"])
-
 
 def _target(state, identifier):
     return next(target for target in state["targets"] if target["identifier"] == identifier)
 
 
-def _token(state, identifier, user):
+def _operator(state):
+    operator = state["operator"]
+    return reference_client.credentials(operator["access_key_id"], operator["secret_access_key"])
+
+
+def _token(state, identifier, user, keys=None):
+    """A token from the reference client, signed with keys (default: the operator's, an IAM user allowed "*")."""
     target = _target(state, identifier)
-    return _rds(state).generate_db_auth_token(DBHostname=target["endpoint"], Port=target["port"], DBUsername=user)
+    return reference_client.mint_token(keys or _operator(state), target["endpoint"], target["port"], user, region=state["region"])
 
 
 def _tampered(token):
     return token[:-1] + ("0" if token[-1] != "0" else "1")
 
 
-def _set_iam_flag(state, identifier, enabled):
-    """Set the target's IAM-auth flag in moto; returns the value it had."""
-    rds = _rds(state)
-    if _target(state, identifier)["kind"] == "cluster":
-        before = rds.describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"][0]["IAMDatabaseAuthenticationEnabled"]
-        rds.modify_db_cluster(DBClusterIdentifier=identifier, EnableIAMDatabaseAuthentication=enabled, ApplyImmediately=True)
-    else:
-        before = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]["IAMDatabaseAuthenticationEnabled"]
-        rds.modify_db_instance(DBInstanceIdentifier=identifier, EnableIAMDatabaseAuthentication=enabled, ApplyImmediately=True)
-    return before
-
-
 @pytest.fixture
 def iam_on(request):
     """iam_on(state, identifier): IAM auth on for the test, the old flag restored afterwards."""
     def switch_on(state, identifier):
-        before = _set_iam_flag(state, identifier, True)
-        request.addfinalizer(lambda: _set_iam_flag(state, identifier, before))
+        request.addfinalizer(enable_iam_auth(Sandbox(state), identifier))
     return switch_on
 
 
-def _pg(state, identifier, user, password, sslmode="verify-full"):
-    target = _target(state, identifier)
-    return psycopg2.connect(host=target["endpoint"], hostaddr=target["login_host"], port=target["login_port"], user=user,
-                            password=password, dbname="postgres", sslmode=sslmode, sslrootcert=state["ca_cert"],
-                            connect_timeout=5)
+def _connect(state, identifier, user, password, tls=True):
+    """A login through the reference client, over verify-full TLS unless tls=False."""
+    return reference_client.connect(_target(state, identifier), user, password, state["ca_cert"], tls=tls, autocommit=True,
+                                    connect_timeout=5)
 
 
-def _pg_master(state, identifier):
+def _master(state, identifier):
     target = _target(state, identifier)
-    conn = _pg(state, identifier, target["master_username"], target["master_password"])
-    conn.autocommit = True
-    return conn
+    return _connect(state, identifier, target["master_username"], target["master_password"])
 
 
 def _pg_iam_member(request, state, identifier, user):
     """CREATE ROLE user LOGIN; GRANT rds_iam TO user (the RDS recipe), dropped after the test."""
-    master = _pg_master(state, identifier)
+    master = _master(state, identifier)
     request.addfinalizer(master.close)
     with master.cursor() as cur:
         cur.execute(f"CREATE ROLE {user} LOGIN")
@@ -95,35 +80,10 @@ def _pg_iam_member(request, state, identifier, user):
     request.addfinalizer(lambda: master.cursor().execute(f"DROP ROLE IF EXISTS {user}"))
 
 
-def _my(state, identifier, user, password, tls=True):
-    target = _target(state, identifier)
-    options = {"ssl_disabled": True}
-    if tls:
-        context = ssl.create_default_context(cafile=state["ca_cert"])
-        context.check_hostname = True
-        options = {"ssl": context}
-    return pymysql.connect(host=target["login_host"], port=target["login_port"], user=user, password=password,
-                           connect_timeout=5, autocommit=True, **options)
-
-
-def _my_master(state, identifier):
-    target = _target(state, identifier)
-    return _my(state, identifier, target["master_username"], target["master_password"])
-
-
 def _scalar(conn, query, args=None):
     with conn.cursor() as cur:
         cur.execute(query, args)
         return cur.fetchone()[0]
-
-
-def _refusals(state, identifier, user):
-    try:
-        with open(os.path.join(state["state_dir"], AUTH_ERROR_LOG), encoding="utf-8") as handle:
-            entries = [json.loads(line) for line in handle if line.strip()]
-    except FileNotFoundError:
-        return []
-    return [entry for entry in entries if entry.get("target") == identifier and entry.get("user") == user]
 
 
 def _server_logs(state, identifier):
@@ -156,7 +116,7 @@ def _assert_no_secret_in_logs(state, identifier, *tokens):
 def test_mariadb_rds_statement_creates_a_user_whose_logins_go_to_the_verifier(sandbox, iam_on, identifier):
     state, user = sandbox.state, f"wiring_{identifier.split('-')[1]}"
     iam_on(state, identifier)
-    master = _my_master(state, identifier)
+    master = _master(state, identifier)
     try:
         with master.cursor() as cur:
             cur.execute(f"CREATE USER {user} IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL")
@@ -164,7 +124,7 @@ def test_mariadb_rds_statement_creates_a_user_whose_logins_go_to_the_verifier(sa
             assert cur.fetchone()[0] == f"CREATE USER `{user}`@`%` IDENTIFIED VIA AWSAuthenticationPlugin USING 'RDS' REQUIRE SSL"
 
         token = _token(state, identifier, user)
-        conn = _my(state, identifier, user, token)
+        conn = _connect(state, identifier, user, token)
         try:
             assert _scalar(conn, "SELECT CURRENT_USER()") == f"{user}@%"
             assert _scalar(conn, "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS "
@@ -172,15 +132,15 @@ def test_mariadb_rds_statement_creates_a_user_whose_logins_go_to_the_verifier(sa
         finally:
             conn.close()
 
-        before = len(_refusals(state, identifier, user))
+        before = len(refusals_for(sandbox, identifier, user))
         with pytest.raises(pymysql.err.OperationalError) as tampered:
-            _my(state, identifier, user, _tampered(token))
+            _connect(state, identifier, user, _tampered(token))
         assert tampered.value.args[0] == 1045
-        refusals = _refusals(state, identifier, user)
+        refusals = refusals_for(sandbox, identifier, user)
         assert len(refusals) == before + 1 and refusals[-1]["reason"]  # the verifier decided, and said why
 
         with pytest.raises(pymysql.err.OperationalError) as plaintext:
-            _my(state, identifier, user, _token(state, identifier, user), tls=False)
+            _connect(state, identifier, user, _token(state, identifier, user), tls=False)
         assert plaintext.value.args[0] == 1045  # REQUIRE SSL, as on RDS
         _assert_no_secret_in_logs(state, identifier, token)
     finally:
@@ -192,18 +152,18 @@ def test_mariadb_rds_statement_creates_a_user_whose_logins_go_to_the_verifier(sa
 def test_mariadb_user_names_reach_the_verifier_exactly_as_typed(sandbox, iam_on):
     state, identifier, user = sandbox.state, "sbx-mariadb", "Wiring.O'Neil"
     iam_on(state, identifier)
-    master = _my_master(state, identifier)
+    master = _master(state, identifier)
     try:
         with master.cursor() as cur:
             cur.execute("CREATE USER %s@'%%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL", (user,))
-        conn = _my(state, identifier, user, _token(state, identifier, user))
+        conn = _connect(state, identifier, user, _token(state, identifier, user))
         try:
             assert _scalar(conn, "SELECT CURRENT_USER()") == f"{user}@%"
         finally:
             conn.close()
         with pytest.raises(pymysql.err.OperationalError):
-            _my(state, identifier, user, _token(state, identifier, user.lower()))  # DBUser is case-sensitive
-        assert "does not match" in _refusals(state, identifier, user)[-1]["reason"]
+            _connect(state, identifier, user, _token(state, identifier, user.lower()))  # DBUser is case-sensitive
+        assert "does not match" in refusals_for(sandbox, identifier, user)[-1]["reason"]
     finally:
         with master.cursor() as cur:
             cur.execute("DROP USER IF EXISTS %s@'%%'", (user,))
@@ -212,7 +172,7 @@ def test_mariadb_user_names_reach_the_verifier_exactly_as_typed(sandbox, iam_on)
 
 @pytest.mark.parametrize("identifier", ["sbx-mariadb", "sbx-mysql"])
 def test_mariadb_loads_the_plugin_for_its_own_target(sandbox, identifier):
-    conn = _my_master(sandbox.state, identifier)
+    conn = _master(sandbox.state, identifier)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT PLUGIN_STATUS, PLUGIN_TYPE, PLUGIN_MATURITY, PLUGIN_LIBRARY FROM information_schema.PLUGINS "
@@ -227,12 +187,12 @@ def test_mariadb_loads_the_plugin_for_its_own_target(sandbox, identifier):
 def test_mariadb_plugin_refuses_an_account_not_created_as_rds(sandbox, iam_on):
     state, user = sandbox.state, "wiring_not_rds"
     iam_on(state, "sbx-mariadb")
-    master = _my_master(state, "sbx-mariadb")
+    master = _master(state, "sbx-mariadb")
     try:
         with master.cursor() as cur:
             cur.execute(f"CREATE USER {user} IDENTIFIED WITH AWSAuthenticationPlugin AS 'other' REQUIRE SSL")
         with pytest.raises(pymysql.err.OperationalError) as refused:
-            _my(state, "sbx-mariadb", user, _token(state, "sbx-mariadb", user))
+            _connect(state, "sbx-mariadb", user, _token(state, "sbx-mariadb", user))
         assert refused.value.args[0] == 1045
         assert "must be created AS 'RDS'" in _server_logs(state, "sbx-mariadb")
     finally:
@@ -247,29 +207,29 @@ def test_mariadb_plugin_refuses_an_account_not_created_as_rds(sandbox, iam_on):
 def test_postgres_rds_iam_members_log_in_through_pam_only_over_tls(sandbox, iam_on, identifier):
     state, user = sandbox.state, "Wiring.Pg-User"  # quoted, mixed case: the name reaches the verifier as typed
     iam_on(state, identifier)
-    master = _pg_master(state, identifier)
+    master = _master(state, identifier)
     try:
         with master.cursor() as cur:
             cur.execute('CREATE ROLE "Wiring.Pg-User" LOGIN PASSWORD %s', ("wiring-password-1",))
             cur.execute('GRANT rds_iam TO "Wiring.Pg-User"')  # the master can, without admin option on rds_iam
 
         token = _token(state, identifier, user)
-        conn = _pg(state, identifier, user, token)
+        conn = _connect(state, identifier, user, token)
         try:
             assert _scalar(conn, "SELECT current_user") == user
             assert _scalar(conn, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") is True
         finally:
             conn.close()
 
-        before = len(_refusals(state, identifier, user))
+        before = len(refusals_for(sandbox, identifier, user))
         for wrong in (_tampered(token), _token(state, identifier, user.lower()), "wiring-password-1"):
             with pytest.raises(psycopg2.OperationalError, match="PAM authentication failed"):
-                _pg(state, identifier, user, wrong)  # a password no longer works either, as on RDS
-        assert len(_refusals(state, identifier, user)) == before + 3
+                _connect(state, identifier, user, wrong)  # a password no longer works either, as on RDS
+        assert len(refusals_for(sandbox, identifier, user)) == before + 3
 
         with pytest.raises(psycopg2.OperationalError, match="no encryption"):
-            _pg(state, identifier, user, _token(state, identifier, user), sslmode="disable")
-        assert len(_refusals(state, identifier, user)) == before + 3  # refused before any token was read
+            _connect(state, identifier, user, _token(state, identifier, user), tls=False)
+        assert len(refusals_for(sandbox, identifier, user)) == before + 3  # refused before any token was read
         _assert_no_secret_in_logs(state, identifier, token)
     finally:
         with master.cursor() as cur:
@@ -286,7 +246,7 @@ def _wait_for(predicate, timeout=10.0):
 
 def _plaintext_login_works(state, identifier, user, password):
     try:
-        _pg(state, identifier, user, password, sslmode="disable").close()
+        _connect(state, identifier, user, password, tls=False).close()
         return True
     except psycopg2.OperationalError:
         return False
@@ -310,8 +270,8 @@ def test_postgres_rds_iam_members_need_tls_even_when_force_ssl_is_off(sandbox, i
     _wait_for(lambda: _plaintext_login_works(state, identifier, target["master_username"], target["master_password"]))
 
     with pytest.raises(psycopg2.OperationalError, match="no encryption"):
-        _pg(state, identifier, user, _token(state, identifier, user), sslmode="disable")
-    _pg(state, identifier, user, _token(state, identifier, user)).close()
+        _connect(state, identifier, user, _token(state, identifier, user), tls=False)
+    _connect(state, identifier, user, _token(state, identifier, user)).close()
 
 
 def test_pg_hba_routes_rds_iam_to_pam_before_any_password_line():
@@ -326,19 +286,19 @@ def test_pg_hba_routes_rds_iam_to_pam_before_any_password_line():
 
 @pytest.mark.parametrize("identifier", ["sbx-postgres", "sbx-aurora-pg"])
 def test_postgres_master_logs_in_with_its_password_and_is_not_an_iam_member(sandbox, identifier):
-    conn = _pg_master(sandbox.state, identifier)
+    conn = _master(sandbox.state, identifier)
     try:
         assert _scalar(conn, "SELECT pg_has_role(current_user, 'rds_iam', 'MEMBER')") is False
         assert _scalar(conn, "SELECT pg_has_role(current_user, 'rds_superuser', 'MEMBER')") is True
     finally:
         conn.close()
     with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
-        _pg(sandbox.state, identifier, _target(sandbox.state, identifier)["master_username"], "not-the-password")
+        _connect(sandbox.state, identifier, _target(sandbox.state, identifier)["master_username"], "not-the-password")
 
 
 @pytest.mark.parametrize("identifier", ["sbx-mariadb", "sbx-mysql"])
 def test_mariadb_master_logs_in_with_its_password(sandbox, identifier):
-    conn = _my_master(sandbox.state, identifier)
+    conn = _master(sandbox.state, identifier)
     try:
         master = _target(sandbox.state, identifier)["master_username"]
         assert _scalar(conn, "SELECT plugin FROM mysql.user WHERE User = %s AND Host = '%%'", (master,)) == "mysql_native_password"
@@ -438,7 +398,7 @@ def test_pam_logs_an_unreachable_verifier_without_the_token(sandbox, iam_on, req
 
     token = _token(state, identifier, user)
     with pytest.raises(psycopg2.OperationalError, match="PAM authentication failed"):
-        _pg(state, identifier, user, token)
+        _connect(state, identifier, user, token)
     logs = _server_logs(state, identifier)
     assert f"{user} on {identifier}: cannot reach the verifier: Connection refused" in logs
     assert token not in logs
@@ -457,34 +417,25 @@ def temporary_credentials(sandbox, request):
     iam.put_role_policy(RoleName=role, PolicyName="connect", PolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "rds-db:connect", "Resource": "*"}]}))
     request.addfinalizer(lambda: iam.delete_role_policy(RoleName=role, PolicyName="connect"))
-    return sts.assume_role(RoleArn=arn, RoleSessionName="wiring-session")["Credentials"]
-
-
-def _long_token(state, identifier, user, credentials):
-    target = _target(state, identifier)
-    rds = boto3.client("rds", region_name=state["region"], aws_access_key_id=credentials["AccessKeyId"],
-                       aws_secret_access_key=credentials["SecretAccessKey"], aws_session_token=credentials["SessionToken"])
-    return rds.generate_db_auth_token(DBHostname=target["endpoint"], Port=target["port"], DBUsername=user)
+    return reference_client.assume_role(sts, arn, "wiring-session")
 
 
 @pytest.mark.parametrize("identifier", ["sbx-postgres", "sbx-mariadb"])
 def test_a_token_from_temporary_credentials_logs_in_whatever_its_length(sandbox, iam_on, temporary_credentials, identifier):
     state, user = sandbox.state, "wiring_long"
     iam_on(state, identifier)
-    token = _long_token(state, identifier, user, temporary_credentials)
+    token = _token(state, identifier, user, temporary_credentials)
     assert len(token) > 512  # longer than pam_exec would pass on
+    master = _master(state, identifier)
     if identifier == "sbx-postgres":
-        master = _pg_master(state, identifier)
         create, drop = [f"CREATE ROLE {user} LOGIN", f"GRANT rds_iam TO {user}"], f"DROP ROLE IF EXISTS {user}"
     else:
-        master = _my_master(state, identifier)
         create, drop = [f"CREATE USER {user} IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL"], f"DROP USER IF EXISTS {user}"
     try:
         with master.cursor() as cur:
             for statement in create:
                 cur.execute(statement)
-        login = _pg if identifier == "sbx-postgres" else _my
-        conn = login(state, identifier, user, token)
+        conn = _connect(state, identifier, user, token)
         try:
             assert _scalar(conn, "SELECT current_user" if identifier == "sbx-postgres" else "SELECT USER()").startswith(user)
         finally:
@@ -555,13 +506,13 @@ def test_second_up_reuses_the_cached_builds_and_down_leaves_no_pam_copies(sandbo
     try:
         assert "built" not in capsys.readouterr().out
         assert {path: _stat(path) for path in (module, plugin)} == before
-        _set_iam_flag(state, "sbx-postgres", True)
-        conn = _pg_master(state, "sbx-postgres")
+        enable_iam_auth(Sandbox(state), "sbx-postgres")
+        conn = _master(state, "sbx-postgres")
         with conn.cursor() as cur:
             cur.execute("CREATE ROLE wiring_private LOGIN")
             cur.execute("GRANT rds_iam TO wiring_private")
         conn.close()
-        _pg(state, "sbx-postgres", "wiring_private", _token(state, "sbx-postgres", "wiring_private")).close()
+        _connect(state, "sbx-postgres", "wiring_private", _token(state, "sbx-postgres", "wiring_private")).close()
         assert _runtime_copies_of(state_dir)  # libpam-wrapper's copies exist while the server runs
     finally:
         lifecycle.down(state_dir, quiet=True)

@@ -13,7 +13,8 @@ import pymysql
 import pytest
 import yaml
 
-from sandbox import fleet, lifecycle, pam
+from sandbox import fleet, lifecycle
+from sandbox.db import pam
 from sandbox.network import SandboxError, port_open
 
 
@@ -284,7 +285,7 @@ def test_down_leaves_no_process_port_or_file_behind(monkeypatch):
     lifecycle.down(state_dir)
     assert not any(port_open("127.0.0.1", port) for port in ports)
     assert _processes_mentioning(state_dir) == []
-    assert _processes_mentioning(f"sandbox.moto_server 127.0.0.1 {state['moto']['port']}") == []
+    assert _processes_mentioning(f"sandbox.aws.moto_server 127.0.0.1 {state['moto']['port']}") == []
     assert not os.path.exists(state_dir)
     assert os.listdir(private_tmp) == []
     os.rmdir(private_tmp)
@@ -298,7 +299,7 @@ def test_down_leaves_no_process_port_or_file_behind(monkeypatch):
     ([], 1),
 ])
 def test_postgres_start_retries_only_libpam_wrappers_directory_race(monkeypatch, errors, starts):
-    from sandbox.postgres import PostgresServer
+    from sandbox.db.postgres import PostgresServer
 
     server = PostgresServer("sbx-x", "/nonexistent", "127.0.0.1", 1, "postgres", {"pg_ctl": "pg_ctl"})
     calls = []
@@ -309,14 +310,14 @@ def test_postgres_start_retries_only_libpam_wrappers_directory_race(monkeypatch,
             raise SandboxError(errors[len(calls) - 1])
 
     monkeypatch.setattr(server, "_run", run)
-    monkeypatch.setattr("sandbox.postgres.wait_for_port", lambda *args, **kwargs: None)
-    monkeypatch.setattr("sandbox.postgres.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("sandbox.db.postgres.wait_for_port", lambda *args, **kwargs: None)
+    monkeypatch.setattr("sandbox.db.postgres.time.sleep", lambda seconds: None)
     server.start()
     assert len(calls) == starts
 
 
 def test_postgres_start_does_not_retry_other_failures(monkeypatch):
-    from sandbox.postgres import PostgresServer
+    from sandbox.db.postgres import PostgresServer
 
     server = PostgresServer("sbx-x", "/nonexistent", "127.0.0.1", 1, "postgres", {"pg_ctl": "pg_ctl"})
     calls = []

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from sandbox.shims import apply_shims
+from sandbox.aws.shims import apply_shims
 
 REGION = "us-east-1"
 COUNT = 23  # more than RDS's smallest page (MaxRecords=20)

@@ -10,8 +10,9 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from sandbox import server_parameters, shims_rds_params
-from sandbox.shims import apply_shims
+from sandbox.aws import shims_rds_params
+from sandbox.db import server_parameters
+from sandbox.aws.shims import apply_shims
 
 REGION = "us-east-1"
 _PRELUDE = """

@@ -235,7 +235,7 @@ def test_revoking_a_self_grant_leaves_the_creators_admin_membership(server, mast
 
 
 def test_sql_only_pg_hba_has_no_rds_iam_routing():
-    from sandbox.postgres import pg_hba
+    from sandbox.db.postgres import pg_hba
 
     assert pg_hba(True, iam_auth=False).splitlines() == [
         "local all rdsadmin trust", "hostssl all all 127.0.0.1/32 scram-sha-256", "hostnossl all all 0.0.0.0/0 reject"]

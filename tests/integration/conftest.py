@@ -1,11 +1,11 @@
-"""Fixtures for the integration tests; the harness itself is in rdsiam_harness.py."""
+"""Fixtures for the integration tests; the harness and the other helpers are in support/."""
 import secrets
 
 import pytest
 
-from iam_login import enable_iam_auth
-from onboard_support import FLEET
-from rdsiam_harness import run_module, run_playbook
+from sandbox.iam_login import enable_iam_auth
+from tests.integration.support.onboard import FLEET
+from tests.integration.support.harness import run_module, run_playbook
 from sandbox import lifecycle
 
 

@@ -61,7 +61,7 @@ def test_certificate_checked_against_the_endpoint_not_the_tunnel_address(sandbox
 
 @pytest.mark.parametrize("identifier", ["sbx-postgres", "sbx-mysql"])
 def test_a_foreign_ca_is_refused(sandbox, identifier, tmp_path):
-    from sandbox.tls import CertificateAuthority
+    from sandbox.db.tls import CertificateAuthority
 
     CertificateAuthority.create(str(tmp_path))
     target = sandbox.target(identifier)

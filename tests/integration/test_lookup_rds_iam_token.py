@@ -1,7 +1,7 @@
 """The rds_iam_token lookup run by ansible-playbook against the sandbox: real moto credentials, assume-role with
 session tags through the on-disk cache, -vvvv output, and logins with the minted token on both engines.
 
-Logins are checked with the helpers in iam_login.py (botocore, psycopg2, PyMySQL and the sandbox's verifier), which
+Logins are checked with the helpers in sandbox/iam_login.py (botocore, psycopg2, PyMySQL and the sandbox's verifier), which
 share no code with the lookup.
 """
 import json
@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from iam_login import (
+from sandbox.iam_login import (
     allow_connect,
     connect_arn,
     create_db_user,

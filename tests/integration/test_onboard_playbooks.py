@@ -8,9 +8,9 @@ import secrets
 
 import pytest
 
-from iam_login import admin_connection, assume_role, delete_role, engine_of, login_error, mint_token, role_with_policy
-from iam_login import assert_login
-from onboard_support import FLEET, GRANTS, playbook_vars
+from sandbox.iam_login import admin_connection, assume_role, delete_role, engine_of, login_error, mint_token, role_with_policy
+from sandbox.iam_login import assert_login
+from tests.integration.support.onboard import FLEET, GRANTS, playbook_vars
 
 
 @pytest.fixture

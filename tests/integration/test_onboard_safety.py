@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from db_user_support import my_all_accounts, pg_all_roles
-from iam_login import assert_login, assume_role, delete_role, drop_db_user, enable_iam_auth, engine_of, mint_token
-from iam_login import role_with_policy
-from onboard_support import FLEET, GRANTS, playbook_vars
+from tests.integration.support.db_user import my_all_accounts, pg_all_roles
+from sandbox.iam_login import assert_login, assume_role, delete_role, drop_db_user, enable_iam_auth, engine_of, mint_token
+from sandbox.iam_login import role_with_policy
+from tests.integration.support.onboard import FLEET, GRANTS, playbook_vars
 
 PREFIX = "rdsiam-"
 

@@ -8,7 +8,7 @@ import secrets
 
 import pytest
 
-from rdsiam_harness import run_module
+from tests.integration.support.harness import run_module
 from sandbox import lifecycle
 
 DELAY_TAG = "sandbox:apply-delay-seconds"

@@ -4,8 +4,8 @@ import pymysql
 import pytest
 from psycopg2 import sql
 
-import iam_login
-from db_user_support import (
+from sandbox import iam_login
+from tests.integration.support.db_user import (
     assert_no_secret,
     db_user_runner,
     my_all_accounts,

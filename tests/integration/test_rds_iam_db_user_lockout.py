@@ -12,7 +12,7 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from db_user_support import db_user_runner, pg_execute, pg_role, unique
+from tests.integration.support.db_user import db_user_runner, pg_execute, pg_role, unique
 from sandbox import lifecycle
 
 IDENTIFIER = "sbx-postgres"

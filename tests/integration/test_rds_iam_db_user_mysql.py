@@ -2,7 +2,7 @@
 import pymysql
 import pytest
 
-from db_user_support import (
+from tests.integration.support.db_user import (
     MYSQL_TARGETS,
     assert_no_secret,
     db_user_runner,

@@ -2,7 +2,7 @@
 import pytest
 from psycopg2 import sql
 
-from db_user_support import (
+from tests.integration.support.db_user import (
     PG_TARGETS,
     assert_no_secret,
     db_user_runner,

@@ -9,7 +9,7 @@ own connection, never through the collection.
 import pytest
 from psycopg2 import sql
 
-from db_user_support import unique
+from tests.integration.support.db_user import unique
 from sandbox.pytest_plugin import PG_MAJORS
 
 

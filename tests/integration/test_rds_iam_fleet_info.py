@@ -4,7 +4,7 @@ import collections
 import pytest
 
 from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _rds_describe as _fleet
-from rdsiam_harness import run_module, run_playbook
+from tests.integration.support.harness import run_module, run_playbook
 
 
 # Bulk targets live in their own region of the shared moto, so no other test sees them.

@@ -1,14 +1,14 @@
 """rds_iam_login_check against the sandbox: real tokens checked by the sandbox's verifier on PostgreSQL and MariaDB,
 IAM users and roles in moto, assume-role with session tags, many users per call, check mode and -vvvv output.
 
-The IAM principals, policies and database users are set up with iam_login.py (boto3 and the master login), which
+The IAM principals, policies and database users are set up with sandbox/iam_login.py (boto3 and the master login), which
 shares no code with the module; the verifier's refusal log says independently why a login was refused.
 """
 import os
 
 import pytest
 
-from iam_login import (
+from sandbox.iam_login import (
     allow_connect,
     auth_error_log,
     connect_arn,

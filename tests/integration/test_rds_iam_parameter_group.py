@@ -12,7 +12,7 @@ import pymysql
 import pytest
 from botocore.exceptions import ClientError
 
-from rdsiam_harness import run_module
+from tests.integration.support.harness import run_module
 from sandbox import lifecycle
 
 HARDENING = dict(force_ssl=True, log_connections=True, restrict_password_commands=True)

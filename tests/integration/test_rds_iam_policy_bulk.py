@@ -6,11 +6,11 @@ import pytest
 from ansible_collections.rdsiam.auth.plugins.module_utils import _aws
 from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_entries import PER_POLICY_OPTIONS
 from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_sync import sync_policies
-from rdsiam_harness import run_module
-import test_rds_iam_policy as policy_tests
-from test_rds_iam_policy import PREFIX, connect_arn, create_role, default_document, iam, local_policy_names, ok
+from tests.integration.support.harness import run_module
+from tests.integration.support import policy as policy_support
+from tests.integration.support.policy import PREFIX, connect_arn, create_role, default_document, iam, local_policy_names, ok
 
-aws, proxy, env = policy_tests.aws, policy_tests.proxy, policy_tests.env  # fixtures shared with the module tests (and their cleanup)
+aws, proxy, env = policy_support.aws, policy_support.proxy, policy_support.env  # fixtures shared with the module tests (and their cleanup)
 
 BULK = PREFIX + "bulk-"
 TARGETS = ["sbx-postgres", "sbx-aurora-pg"]

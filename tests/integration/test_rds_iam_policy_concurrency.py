@@ -16,7 +16,7 @@ import pytest
 from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _iam_policy as docs
 from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_sync import PolicySync
 from ansible_collections.rdsiam.auth.plugins.module_utils._iam_policy_resources import resolve_targets
-from rdsiam_harness import run_module
+from tests.integration.support.harness import run_module
 
 PREFIX = "fleet-cc-"  # every IAM name this file creates
 PAIRS = 10

@@ -5,11 +5,11 @@ role the module attached its policy to; the sandbox's verifier evaluates that ro
 """
 import pytest
 
-from iam_login import assume_role, create_db_user, drop_db_user, enable_iam_auth, login, login_error, mint_token
-import test_rds_iam_policy as policy_tests
-from test_rds_iam_policy import PREFIX, create_role, ok, policy
+from sandbox.iam_login import assume_role, create_db_user, drop_db_user, enable_iam_auth, login, login_error, mint_token
+from tests.integration.support import policy as policy_support
+from tests.integration.support.policy import PREFIX, create_role, ok, policy
 
-aws, proxy = policy_tests.aws, policy_tests.proxy  # module fixtures shared with the module tests
+aws, proxy = policy_support.aws, policy_support.proxy  # module fixtures shared with the module tests
 
 GRANTED = ("sbx-postgres", "sbx-aurora-pg")
 FOURTH = "sbx-mariadb"  # a database the policy does not name

@@ -1,9 +1,11 @@
 """Read a molecule scenario's sandbox back, independently of the collection, and print JSON.
 
 Test-only (the scenarios' create, prepare and verify playbooks run it with the Python that runs
-ansible-playbook, in the sandbox's AWS_* environment). It uses boto3, botocore's own
-generate_db_auth_token, psycopg2 and PyMySQL, never rdsiam.auth's code, so a verify step
-cannot agree with a bug it shares with what it checks. Tokens and passwords are never printed.
+ansible-playbook, in the sandbox's AWS_* environment). It reads RDS and IAM with boto3 and logs
+in through the sandbox's reference client (sandbox/reference_client.py of the repository the
+scenarios run from: botocore's own generate_db_auth_token, psycopg2 and PyMySQL over verify-full
+TLS), never through rdsiam.auth's code, so a verify step cannot agree with a bug it shares with
+what it checks. Tokens and passwords are never printed.
 
   probe.py env STATE_DIR               the variables the sandbox's env file exports
   probe.py sql STATE_DIR QUERY --target T... [--arg A...]
@@ -23,11 +25,16 @@ import argparse
 import json
 import os
 import shlex
-import ssl
 import sys
 
 import boto3
 import yaml
+
+# The scenarios run from the repository root (create.yml starts their sandbox there), three levels up.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, REPO_ROOT)
+
+from sandbox import reference_client  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def sandbox_env(state_dir):
@@ -50,44 +57,11 @@ def sandbox_target(state_dir, identifier):
     return hosts[identifier]
 
 
-def is_postgres(target):
-    return "postgres" in target["engine"]
-
-
-class _EndpointContext(ssl.SSLContext):
-    """Checks the server certificate against the RDS endpoint name while PyMySQL connects to login_host."""
-
-    endpoint = None
-
-    def wrap_socket(self, sock, *args, server_hostname=None, **kwargs):  # pylint: disable=arguments-differ
-        del server_hostname
-        return super().wrap_socket(sock, *args, server_hostname=self.endpoint, **kwargs)
-
-
-def connect(target, user, password):
-    """verify-full TLS to the target's local server, the certificate checked against its RDS endpoint."""
-    if is_postgres(target):
-        import psycopg2  # pylint: disable=import-outside-toplevel
-
-        conn = psycopg2.connect(host=target["endpoint"], hostaddr=target["login_host"], port=target["login_port"],
-                                user=user, password=password, dbname="postgres", sslmode="verify-full",
-                                sslrootcert=target["ca_cert"], connect_timeout=10)
-        conn.autocommit = True
-        return conn
-    import pymysql  # pylint: disable=import-outside-toplevel
-
-    context = _EndpointContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.load_verify_locations(target["ca_cert"])
-    context.endpoint = target["endpoint"]
-    return pymysql.connect(host=target["login_host"], port=target["login_port"], user=user, password=password,
-                           ssl=context, connect_timeout=10, autocommit=True)
-
-
 def run_sql(state_dir, identifier, query, args):
     target = sandbox_target(state_dir, identifier)
     secret = boto3.client("secretsmanager").get_secret_value(SecretId=target["master_user_secret_arn"])
     master = json.loads(secret["SecretString"])
-    conn = connect(target, master["username"], master["password"])
+    conn = reference_client.connect(target, master["username"], master["password"], target["ca_cert"], autocommit=True)
     try:
         with conn.cursor() as cur:
             cur.execute(query, args or None)
@@ -102,20 +76,16 @@ def token_login(state_dir, identifier, db_user, role_arn=None, tags=None):
     target = sandbox_target(state_dir, identifier)
     session = boto3.Session()
     if role_arn:
-        extra = {"Tags": [{"Key": key, "Value": value} for key, value in tags.items()]} if tags else {}
-        issued = session.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="molecule-verify", **extra)
-        credentials = issued["Credentials"]
-        session = boto3.Session(aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
-                                aws_session_token=credentials["SessionToken"])
-    token = session.client("rds", region_name=target["region"]).generate_db_auth_token(target["endpoint"], target["port"], db_user)
+        keys = reference_client.assume_role(session.client("sts"), role_arn, "molecule-verify", session_tags=tags)
+    else:
+        keys = reference_client.session_credentials(session)
+    token = reference_client.mint_token(keys, target["endpoint"], target["port"], db_user, region=target["region"])
     try:
-        conn = connect(target, db_user, token)
+        conn = reference_client.connect(target, db_user, token, target["ca_cert"], autocommit=True)
     except Exception as exc:  # pylint: disable=broad-exception-caught
         return {"refused": " ".join(str(exc).split())[:500]}
     try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT current_user" if is_postgres(target) else "SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)")
-            return {"user": cur.fetchone()[0]}
+        return {"user": reference_client.current_user(conn, target)}
     finally:
         conn.close()
 
