@@ -8,7 +8,7 @@ from __future__ import annotations
 #
 # IAM database auth tokens: a SigV4 query-string presigner for rds-db:connect that produces
 # exactly what botocore's generate_db_auth_token produces for the same credentials, endpoint,
-# port, user, region and clock (tests/unit/test_token.py checks this byte for byte).
+# port, user, region and clock (tests/unit/plugins/module_utils/test_token.py checks this byte for byte).
 # It needs only hashlib and hmac: the lookup mints a token in a freshly forked Ansible worker
 # without importing botocore (about 100 ms), and the HMAC chain for the signing key runs once
 # per (secret, day, region). The region and target rules are here too, so that path imports
