@@ -110,7 +110,8 @@ def test_bad_input_stops_the_run_before_anything_changes(sandbox, person, playbo
     extra, expected = {
         "long name on a fleet with mysql": (
             {"rdsiam_users": [long_name, person["users"][0]]},
-            [f"on mysql (sbx-mysql): user '{long_name}' is 70 characters long; the limit here is 32",
+            [f"on mysql (sbx-mysql): user '{long_name}' is 70 characters long, more than the 32 characters a user name "
+             "can have on mysql",
              f"on postgres (sbx-aurora-pg, sbx-postgres): user '{long_name}' is 70 bytes long"]),
         "missing principal": (
             {"rdsiam_principals": {"roles": [person["role"], f"pb-nobody-{person['suffix']}"]}},
