@@ -21,7 +21,7 @@ options:
       - Several instances and clusters as M(rdsiam.auth.rds_iam_fleet_info) returns them, acted on in one run, so that a
         play does this AWS-only step once rather than once per host.
       - The result then holds one entry per target in RV(results), in the same order, each with the keys a single-target
-        run returns plus C(kind) and C(identifier); a target that failed has C(failed) and C(msg). The run fails after
+        run returns plus C(kind), C(identifier) and C(region); a target that failed has C(failed) and C(msg). The run fails after
         every target was tried when any of them failed.
     type: list
     elements: dict

@@ -161,7 +161,7 @@ def one_or_many(options, outcomes):
     """The module result: the single target's own (its error raised), or for targets a list of per-target results.
 
     outcomes: [(target options, result dict or RdsIamError)]. With targets, each result carries the target's kind and
-    identifier, a failed one its msg; the run fails after all were tried when any failed, keeping every result.
+    identifier and region, a failed one its msg; the run fails after all were tried when any failed, keeping every result.
     """
     if options.get('targets') is None:
         outcome = outcomes[0][1]
@@ -171,7 +171,7 @@ def one_or_many(options, outcomes):
     results = []
     for target_options, outcome in outcomes:
         target = target_options['target'] or {}
-        entry = dict(kind=target.get('kind'), identifier=target.get('identifier'))
+        entry = dict(kind=target.get('kind'), identifier=target.get('identifier'), region=target.get('region'))
         if isinstance(outcome, RdsIamError):
             entry.update(outcome.result, failed=True, msg=str(outcome))
         else:

@@ -130,7 +130,7 @@ msg:
   sample: IAM database authentication turned on for instance orders-db
 results:
   description:
-    - With O(targets), one entry per target in the order given, each with the keys above plus C(kind) and C(identifier)
+    - With O(targets), one entry per target in the order given, each with the keys above plus C(kind), C(identifier) and C(region)
       of the target as given; a target that failed has C(failed=true) and C(msg) instead.
   returned: when O(targets) is used
   type: list
