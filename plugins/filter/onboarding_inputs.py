@@ -24,7 +24,7 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._identifiers import (
     check_pg_new_role_name,
 )
 from ansible_collections.rdsiam.auth.plugins.module_utils._mysql_privileges import parse_privileges
-from ansible_collections.rdsiam.auth.plugins.module_utils._policy_names import policy_description
+from ansible_collections.rdsiam.auth.plugins.module_utils._policy_names import DEFAULT_POLICY_PREFIX, policy_description
 from ansible_collections.rdsiam.auth.plugins.module_utils._policy_names import policy_name as derive_policy_name
 
 # The engines rds_iam_db_user manages, without its 'auto' (a target's engine is always known here).
@@ -186,7 +186,7 @@ def _arns(targets):
     return sorted(set(arns))
 
 
-def policy_name(user, prefix='rdsiam-'):
+def policy_name(user, prefix=DEFAULT_POLICY_PREFIX):
     """The IAM policy name of one database user: prefix + user when IAM accepts it as it is, else a derived name (see
     module_utils/_policy_names); the one derivation onboarding and offboarding share."""
     try:
@@ -195,7 +195,7 @@ def policy_name(user, prefix='rdsiam-'):
         raise AnsibleFilterError(str(exc)) from None
 
 
-def policy_specs(users, targets, mode='per_user', prefix='rdsiam-', state='present', abac_tag='db_user', abac_name=None):
+def policy_specs(users, targets, mode='per_user', prefix=DEFAULT_POLICY_PREFIX, state='present', abac_tag='db_user', abac_name=None):
     """The `policies` list of rds_iam_policy: one per database user, or one attribute-based policy for everyone.
 
     The ABAC form names the database user through the principal's tag, so one document serves every person and

@@ -53,7 +53,11 @@ def is_kept(db_user, prefix):
     return bool(db_user) and len(name) <= POLICY_NAME_MAX and bool(_VALID_NAME.match(name)) and not _DERIVED_TAIL.search(name)
 
 
-def policy_name(db_user, prefix='rdsiam-'):
+# The prefix of the policies the onboarding roles write, unless told otherwise.
+DEFAULT_POLICY_PREFIX = 'rdsiam-'
+
+
+def policy_name(db_user, prefix=DEFAULT_POLICY_PREFIX):
     """The IAM policy name for db_user: prefix + db_user when IAM accepts that, else prefix + the valid characters of
     db_user (each run of others as one '-', cut to fit) + '--' + the first DIGEST_CHARS hex digits of its SHA-256."""
     check_prefix(prefix)
@@ -65,7 +69,7 @@ def policy_name(db_user, prefix='rdsiam-'):
     return '%s%s--%s' % (prefix, kept, hashlib.sha256(db_user.encode('utf-8')).hexdigest()[:DIGEST_CHARS])
 
 
-def policy_description(db_user, prefix='rdsiam-'):
+def policy_description(db_user, prefix=DEFAULT_POLICY_PREFIX):
     """The description of a derived policy, naming the exact user (IAM descriptions take ASCII); None for a kept name,
     whose name says it (and whose existing policies, created without one, stay as they are)."""
     if is_kept(db_user, prefix):
