@@ -10,7 +10,7 @@ from __future__ import annotations
 # ~/.aws/cli/cache: one JSON file per (role, session name, external id, session tags, source
 # identity, STS endpoint), mode 0600 in a 0700 directory under the user's cache directory.
 # Ansible runs each task in a new worker process, so without this every task would call STS
-# (and import boto3) again. Only AWS credentials are stored here; tokens are never written.
+# (and import botocore) again. Only AWS credentials are stored here; tokens are never written.
 
 import datetime
 import getpass

@@ -6,7 +6,7 @@
 This is a private helper of the rdsiam.auth collection, for internal use only.
 Its names and behaviour may change without notice; do not import it from other collections.
 
-Pure functions over boto3 describe_* items: no AWS call happens here, so any module can turn
+Pure functions over describe_* items: no AWS call happens here, so any module can turn
 what it already described into the same dict rds_iam_fleet_info returns.
 
 Public functions:

@@ -119,10 +119,11 @@ def test_wait_for_gives_up_at_the_deadline_and_says_why():
 
 
 def _stubbed_rds():
-    import boto3
+    import botocore.session
     from botocore.stub import Stubber
 
-    client = boto3.client('rds', region_name='eu-west-1', aws_access_key_id='AKIDEXAMPLE', aws_secret_access_key='not-a-real-secret')
+    client = botocore.session.Session().create_client('rds', region_name='eu-west-1', aws_access_key_id='AKIDEXAMPLE',
+                                                      aws_secret_access_key='not-a-real-secret')
     return client, Stubber(client)
 
 
