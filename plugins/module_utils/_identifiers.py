@@ -50,17 +50,18 @@ def check_pg_name(name, what='role'):
     return name
 
 
-def check_db_user_name(name, engine=None, what='db user'):
+def check_db_user_name(name, engine=None, what='db user', iam=True):
     """Raise IdentifierError unless name can be a database user on engine exactly as given; engine None: on some RDS engine.
 
     The one check of a user name that the token lookup, the policies, the login check, the onboarding inputs and the
-    user modules share: a name the server would truncate, or a login could not carry, is refused everywhere alike.
+    user modules share: a name the server would truncate is refused everywhere alike. iam: also refuse what an IAM token
+    or an rds-db:connect ARN cannot carry (control characters); the user modules store any name the server keeps.
     """
     if not isinstance(name, str) or not name:
         raise IdentifierError('%s is not set: the name must be a non-empty string' % what)
     if '\x00' in name:
         raise IdentifierError('%s contains a NUL character, which no database user name can hold: remove it' % _describe(what, name))
-    if any(ord(char) < 32 or ord(char) == 127 for char in name):
+    if iam and any(ord(char) < 32 or ord(char) == 127 for char in name):
         raise IdentifierError('%s contains a control character (tab, newline, ...), which an IAM login would not carry intact: '
                               'fix the name' % _describe(what, name))
     length, limit, unit = db_user_name_length(name, engine if engine in DB_USER_NAME_LIMITS else _LOOSEST_ENGINE)
@@ -75,7 +76,7 @@ def check_db_user_name(name, engine=None, what='db user'):
 
 def check_pg_new_role_name(name, what='user'):
     """check_db_user_name plus the names PostgreSQL reserves for itself, for roles this module would create."""
-    check_db_user_name(name, 'postgres', what)
+    check_db_user_name(name, 'postgres', what, iam=False)
     if name.startswith('pg_') or name.lower() in PG_RESERVED_ROLE_NAMES:
         raise IdentifierError('%s is reserved by PostgreSQL (pg_* and %s): choose another name'
                               % (_describe(what, name), ', '.join(sorted(PG_RESERVED_ROLE_NAMES))))
@@ -104,7 +105,7 @@ def _check_mysql_text(name, what, limit):
 
 def check_mysql_user(name, engine, what='user'):
     """Raise IdentifierError unless the user (or role) name fits mysql.user on this engine."""
-    return check_db_user_name(name, engine, what)
+    return check_db_user_name(name, engine, what, iam=False)
 
 
 def check_mysql_host(host, what='host'):

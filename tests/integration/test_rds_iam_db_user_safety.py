@@ -97,9 +97,9 @@ def test_hostile_names_are_stored_exactly_on_mariadb(sandbox, run_db_user):
 
 
 @pytest.mark.parametrize("name, reason", [
-    ("x" * 64, "64 bytes long; PostgreSQL would silently truncate it to 63 bytes"),
+    ("x" * 64, "64 bytes long, more than the 63 bytes a user name can have on postgres: use a shorter name (PostgreSQL would silently truncate it)"),
     ("é" * 32, "64 bytes long"),
-    ("nul\x00byte", "NUL byte"),
+    ("nul\x00byte", "NUL character"),
     ("pg_evil", "reserved by PostgreSQL"),
     ("public", "reserved by PostgreSQL"),
 ])
@@ -123,10 +123,10 @@ def test_postgres_takes_a_name_of_exactly_63_bytes(sandbox, run_db_user):
 
 
 @pytest.mark.parametrize("name, host, reason", [
-    ("x" * 81, "%", "81 characters long; the limit here is 80"),
+    ("x" * 81, "%", "81 characters long, more than the 80 characters a user name can have on mariadb"),
     ("trailing ", "%", "ends with a space"),
     ("emoji\U0001F600", "%", "outside the Basic Multilingual Plane"),
-    ("nul\x00byte", "%", "NUL byte"),
+    ("nul\x00byte", "%", "NUL character"),
     ("fine", "h" * 256, "256 characters long; the limit here is 255"),
 ])
 def test_mariadb_refuses_names_it_would_truncate_or_cannot_store(sandbox, run_db_user, name, host, reason):
