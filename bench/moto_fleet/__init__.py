@@ -100,7 +100,7 @@ def counted(opts, function, *args, **kwargs):
     """(result, Counter of AWS operations, seconds) for one in-process call."""
     _aws().clear_session_cache()
     calls = collections.Counter()
-    _aws().aws_session(opts).events.register("before-call", lambda model, **_: calls.update([model.name]))
+    _aws().aws_session(opts).register("before-call", lambda model, **_: calls.update([model.name]))
     start = time.perf_counter()
     result = function(*args, **kwargs)
     return result, calls, time.perf_counter() - start

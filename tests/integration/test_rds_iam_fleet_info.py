@@ -124,7 +124,7 @@ def counted_discovery(sandbox, **filters):
                    access_key=env["AWS_ACCESS_KEY_ID"], secret_key=env["AWS_SECRET_ACCESS_KEY"])
     _aws.clear_session_cache()
     calls = collections.Counter()
-    _aws.aws_session(options).events.register("before-call", lambda model, **_: calls.update([model.name]))
+    _aws.aws_session(options).register("before-call", lambda model, **_: calls.update([model.name]))
     targets = _fleet.discover(options, [BULK_REGION], **filters)
     return targets, calls
 

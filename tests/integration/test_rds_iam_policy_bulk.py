@@ -48,7 +48,7 @@ def counted(sandbox, check=False, **params):
     options.update(params)
     _aws.clear_session_cache()
     calls = collections.Counter()
-    _aws.aws_session(options).events.register("before-call", lambda model, **_: calls.update([model.name]))
+    _aws.aws_session(options).register("before-call", lambda model, **_: calls.update([model.name]))
     result = sync_policies(options, check, lambda _msg: None)
     return result, dict(calls)
 

@@ -147,7 +147,7 @@ def iam_errors(env):
         options = module_options(env, **params)
         session = _aws.aws_session(options)  # cached: every run of the test shares it, and its hook
         if session not in hooked:
-            session.events.register("after-call.iam", record)
+            session.register("after-call.iam", record)
             hooked.append(session)
         run = PolicySync(options, False, lambda _msg: None)
         wanted = []
