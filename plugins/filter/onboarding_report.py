@@ -163,6 +163,18 @@ def failed_targets(rows):
     return out
 
 
+def target_entry(run, target):
+    """This target's entry of a module run over many targets (its `results`, matched by identifier and region), the run
+    itself when it failed before reaching any target, or {} when it left the target out or was skipped."""
+    run = run or {}
+    if 'results' not in run:
+        return run if run.get('failed') else {}
+    for entry in run['results']:
+        if (entry.get('identifier'), entry.get('region')) == (target.get('identifier'), target.get('region')):
+            return entry
+    return {}
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -170,4 +182,5 @@ class FilterModule(object):
             'summary_table': summary_table,
             'failed_targets': failed_targets,
             'unreported_row': unreported_row,
+            'target_entry': target_entry,
         }

@@ -92,8 +92,6 @@ def target_reference(options):
 
 def target_client(options):
     """(kind, identifier, rds client) for the module's target; an ARN or target dict is looked up in the region it names."""
-    if options.get('wait_timeout', 0) < 0:
-        raise RdsTargetError('wait_timeout is %d: use 0 or more seconds' % options['wait_timeout'])
     kind, identifier, arn_region = target_reference(options)
     region = arn_region or (options.get('target') or {}).get('region') or options.get('region')
     return kind, identifier, aws_client(dict(options, region=region), 'rds')
@@ -142,7 +140,12 @@ def wait_for(fetch, done, timeout, describe_wait, clock=time.monotonic, sleep=ti
 # ---- one run, many targets ----
 
 def each_target(options):
-    """The options for each target a module acts on: the one it names, or one per entry of targets (fleet_info dicts)."""
+    """The options for each target a module acts on: the one it names, or one per entry of targets (fleet_info dicts).
+
+    Options that hold for the whole run are checked here, once, before any target is touched.
+    """
+    if options.get('wait_timeout', 0) < 0:
+        raise RdsTargetError('wait_timeout is %d: use 0 or more seconds' % options['wait_timeout'])
     if options.get('targets') is None:
         return [options]
     return [dict(options, target=target, targets=None, db_instance_identifier=None, db_cluster_identifier=None)

@@ -165,7 +165,7 @@ def run(module):
     options = dict(module.params, **module.aws_options)
     # Every change is asked for before any wait, and the waits share one deadline: RDS applies them side by side.
     started = [(target, attempt(start_change, target, module.check_mode)) for target in each_target(options)]
-    deadline = time.monotonic() + max(options['wait_timeout'], 0)
+    deadline = time.monotonic() + options['wait_timeout']
 
     def finish(target, change):
         if change['plan']['wait'] and target['wait'] and not module.check_mode:

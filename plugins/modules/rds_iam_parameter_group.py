@@ -24,8 +24,10 @@ description:
   - Static parameters, and every value of a newly attached group, wait for a reboot; the result says so in
     RV(pending_reboot) and RV(pending_reboot_parameters). With O(reboot=true) the module reboots (every member of a
     cluster) and waits until the values are in sync.
-  - With O(targets) each target is done in turn in one run; the hardening options an engine does not have (for
-    example O(log_connections) on MariaDB) are left out for that target instead of failing it.
+  - With O(targets) each target is done in turn in one run.
+  - Given as fleet targets (O(target) or O(targets)), the hardening options an engine does not have (for example
+    O(log_connections) on MariaDB) are left out for that target, so one set of options serves a mixed fleet. Given by
+    identifier, such an option fails the module.
   - Unknown parameters for the group's family, options that do not apply to the engine, and values outside the
     allowed ones fail before anything is written.
 author:
@@ -284,8 +286,8 @@ def act_on(module, params):
     kind, identifier, rds = target_client(params)
     item = describe(rds, kind, identifier)
     check_engine(item, identifier)
-    # With targets, one set of options serves a mixed fleet: what an engine does not have is left out for it.
-    wanted = desired_parameters(params, item.get('Engine'), only_applicable=module.params['targets'] is not None)
+    # Fleet targets share one set of options across engines: what an engine does not have is left out for it.
+    wanted = desired_parameters(params, item.get('Engine'), only_applicable=bool(params['target']))
     work = plan_group_work(rds, kind, identifier, item, wanted, params)
     changed = bool(work['create'] or work['changes'] or work['attach'])
     if changed and not module.check_mode:

@@ -138,6 +138,9 @@ def test_targets_harden_a_mixed_fleet_in_one_run(sandbox, rds, make_instance):
     assert single.get("failed") is True and "log_connections does not apply to engine mariadb" in single["msg"], single
     rerun = _run(sandbox, targets=targets, force_ssl=True, log_connections=True)
     assert rerun["changed"] is False and rerun["msg"] == "0 of 2 targets changed", rerun
+    # One fleet target behaves the same: its engine's options only.
+    one = _run(sandbox, target=targets[1], force_ssl=True, log_connections=True)
+    assert (one["changed"], one["parameters"]) == (False, {"require_secure_transport": "1"}), one
 
 
 # --- shared groups ---------------------------------------------------------------------------------

@@ -321,3 +321,15 @@ def test_the_module_accepts_every_derived_name_and_refuses_what_iam_refuses():
     for name in ("rdsiam-josé", "rdsiam-ada\n", "rdsiam-日本"):
         with pytest.raises(PolicyInputError, match="is not valid"):
             check_policy_name(name)
+
+
+def test_target_entry_picks_this_targets_result_of_a_run_over_many():
+    run = {"changed": True, "results": [{"identifier": "pg1", "region": "eu-west-1", "changed": True},
+                                        {"identifier": "pg1", "region": "us-east-1", "failed": True, "msg": "boom"}]}
+    assert report.target_entry(run, {"identifier": "pg1", "region": "us-east-1"}) == run["results"][1]
+    assert report.target_entry(run, {"identifier": "pg2", "region": "us-east-1"}) == {}
+    # A run that failed before any target (bad AWS options) fails every target; a skipped run is no entry at all.
+    early = {"failed": True, "msg": "no region"}
+    assert report.target_entry(early, {"identifier": "pg1"}) == early
+    assert report.target_entry({"skipped": True, "changed": False}, {"identifier": "pg1"}) == {}
+    assert report.target_entry(None, {"identifier": "pg1"}) == {}

@@ -413,24 +413,23 @@ def test_missing_botocore_is_reported_not_raised_as_import_error(monkeypatch):
         aws_session(opts(**STATIC))
 
 
-def test_importing_the_helpers_does_not_import_heavy_libraries():
-    code = ('import sys\n'
-            'from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _db\n'
-            'print(sorted(m for m in ("boto3", "botocore", "psycopg2", "pymysql") if m in sys.modules))\n')
+def _printed_by_fresh_python(code):
+    """What code prints in a new interpreter (with sys imported), so imports made by earlier tests do not count."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == '[]'
+    return subprocess.run([sys.executable, '-c', 'import sys\n' + code], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_importing_the_helpers_does_not_import_heavy_libraries():
+    assert _printed_by_fresh_python('from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _db\n'
+                                    'print(sorted(m for m in ("boto3", "botocore", "psycopg2", "pymysql") if m in sys.modules))\n') == '[]'
 
 
 def test_sessions_are_botocore_sessions_and_boto3_is_never_imported():
     assert isinstance(aws_session(opts(**STATIC)), botocore.session.Session)
-    code = ('import sys\n'
-            'from ansible_collections.rdsiam.auth.plugins.module_utils import _aws\n'
-            "_aws.aws_client(dict(access_key='AKIDEXAMPLE', secret_key='x', region='us-east-1'), 'rds')\n"
-            'print("boto3" in sys.modules, "botocore" in sys.modules)\n')
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == 'False True'
+    assert _printed_by_fresh_python('from ansible_collections.rdsiam.auth.plugins.module_utils import _aws\n'
+                                    "_aws.aws_client(dict(access_key='AKIDEXAMPLE', secret_key='x', region='us-east-1'), 'rds')\n"
+                                    'print("boto3" in sys.modules, "botocore" in sys.modules)\n') == 'False True'
 
 
 # ---- signing region ----
@@ -468,14 +467,11 @@ def test_implausible_region_for_a_custom_host_name():
 # ---- credentials for signing ----
 
 def test_static_credentials_need_no_botocore():
-    code = ('import sys\n'
-            'from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _token\n'
-            'c = _aws.resolve_credentials({"access_key": "AKIAX", "secret_key": "s", "session_token": "t"})\n'
-            '_token.generate_db_auth_token(c.access_key, c.secret_key, c.session_token, "h.example", 5432, "u", "us-east-1")\n'
-            'print(c.source, sorted(m for m in ("boto3", "botocore") if m in sys.modules))\n')
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == 'options []'
+    assert _printed_by_fresh_python(
+        'from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _token\n'
+        'c = _aws.resolve_credentials({"access_key": "AKIAX", "secret_key": "s", "session_token": "t"})\n'
+        '_token.generate_db_auth_token(c.access_key, c.secret_key, c.session_token, "h.example", 5432, "u", "us-east-1")\n'
+        'print(c.source, sorted(m for m in ("boto3", "botocore") if m in sys.modules))\n') == 'options []'
 
 
 def test_empty_session_token_counts_as_none():
