@@ -229,8 +229,8 @@ def test_unknown_targets_are_all_listed_and_nothing_is_written(env):
 
 @pytest.mark.parametrize("args, message", [
     ({"grants": [{"db_users": ["*"], "targets": ["sbx-postgres"]}]}, "wildcard"),
-    ({"grants": [{"db_users": ["u" * 64], "targets": ["sbx-postgres"]}]}, "at most 63"),
-    ({"grants": [{"db_users": ["u" * 33], "targets": ["sbx-mysql"]}]}, "at most 32"),
+    ({"grants": [{"db_users": ["u" * 64], "targets": ["sbx-postgres"]}]}, "64 bytes long, more than the 63 bytes a user name can have on postgres"),
+    ({"grants": [{"db_users": ["u" * 33], "targets": ["sbx-mysql"]}]}, "33 characters long, more than the 32 characters a user name can have on mysql"),
     ({"grants": [{"db_users": ["${aws:SourceIp}"], "targets": ["sbx-postgres"]}]}, "policy variable"),
     ({"grants": [{"db_users": ["a"], "targets": ["bad_target!"]}]}, "is not an instance or cluster identifier"),
     ({"grants": [{"db_users": ["a"], "targets": ["sbx-postgres"]}], "policy_type": "inline",
