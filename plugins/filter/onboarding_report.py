@@ -175,6 +175,11 @@ def target_entry(run, target):
     return {}
 
 
+def succeeded_targets(targets, runs):
+    """The targets whose entry failed in none of these runs over many targets (see target_entry)."""
+    return [target for target in targets or [] if not any(target_entry(run, target).get('failed') for run in runs)]
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -183,4 +188,5 @@ class FilterModule(object):
             'failed_targets': failed_targets,
             'unreported_row': unreported_row,
             'target_entry': target_entry,
+            'succeeded_targets': succeeded_targets,
         }

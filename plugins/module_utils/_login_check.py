@@ -6,14 +6,16 @@ from __future__ import annotations
 # This is a private helper of the rdsiam.auth collection, for internal use only.
 # Its names and behaviour may change without notice; do not import it from other collections.
 #
-# Proving that IAM logins work (or no longer work) on one target: one credential resolution,
-# then per database user one token and one connection through _db (the same signing and TLS
-# code as every module), `SELECT current_user`, and a verdict per user. Driver errors are
-# sorted into refusals by the server, unreachable targets, TLS failures and the rest, because
-# only a refusal proves that access is gone and each cause has its own fix.
+# Proving that IAM logins work (or no longer work) on one target or many: one credential
+# resolution per signing region, then per database user one token and one connection through _db
+# (the same signing and TLS code as every module), `SELECT current_user`, and a verdict per user.
+# Driver errors are sorted into refusals by the server, unreachable targets, TLS failures and the
+# rest, because only a refusal proves that access is gone and each cause has its own fix.
 
 import concurrent.futures
 import re
+import threading
+import time
 
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError, import_library
 from ansible_collections.rdsiam.auth.plugins.module_utils._db import (
@@ -28,12 +30,15 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._db import (
     tls_warning,
 )
 from ansible_collections.rdsiam.auth.plugins.module_utils._identifiers import IdentifierError, check_db_user_name
+from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import attempt
 
 # The DB connection options that make sense for someone else's login; the admin login options do not.
 LOGIN_CHECK_DB_OPTIONS = ('endpoint', 'endpoint_port', 'login_host', 'login_port', 'login_db', 'ca_cert', 'ssl_mode',
                           'connect_timeout')
-# Logins proven at once: each waits on the network and the server, not on this process.
+# Logins proven at once on one target: each waits on the network and the server, not on this process.
 MAX_CONCURRENT_LOGINS = 8
+# Targets proven at once in a run over many targets, each with its own MAX_CONCURRENT_LOGINS.
+MAX_CONCURRENT_TARGETS = 4
 # IAM tokens need TLS: RDS refuses them in clear text, and they would travel readable.
 LOGIN_CHECK_SSL_MODES = ('require', 'verify-ca', 'verify-full')
 EXPECTATIONS = ('success', 'failure')
@@ -54,6 +59,8 @@ _CAUSES = (
                                re.IGNORECASE)),
 )
 REFUSALS = ('refused_token', 'refused_password', 'refused_locked', 'refused_hba', 'refused_mysql')
+# Outcomes in which the server accepted the login.
+_LOGGED_IN = ('ok', 'other_user', 'query')
 _TARGET_LEVEL = ('unreachable', 'tls')
 
 
@@ -154,48 +161,111 @@ def try_login(login, family, connect=connect_db):
     return entry, 'ok'
 
 
-def check_logins(options, aws_options, warn=None, hide=None, connect=connect_db):
+def check_logins(options, aws_options, warn=None, hide=None, connect=connect_db, credentials=None, sleep=time.sleep):
     """Log in once as every db_user with an IAM token and judge the outcomes against options['expect'].
 
-    options: db_users, engine, expect and the LOGIN_CHECK_DB_OPTIONS. Returns (result, failure message or None).
-    warn(text) receives warnings; hide(secret) gets each token before it is used, so the caller can keep it out of
-    anything it prints. The first login runs alone: when it finds the target unreachable or its TLS failing, the others
-    are not tried. The rest run at once.
+    options: db_users, engine, expect, retries, retry_delay and the LOGIN_CHECK_DB_OPTIONS. Returns (result, failure
+    message or None). warn(text) receives warnings; hide(secret) gets each token before it is used, so the caller can
+    keep it out of anything it prints. credentials(aws_options, endpoint) resolves the AWS credentials that sign the
+    tokens (a run over many targets shares them). The first login runs alone: when it finds the target unreachable or
+    its TLS failing, the others are not tried. The rest run at once. A login whose outcome is not the expected one is
+    tried again up to `retries` times, `retry_delay` seconds apart, with a fresh token: IAM changes take a few seconds to
+    reach the database.
     """
     db_options = _db_options(options)
     check_db_options(db_options)
     if (db_options.get('ssl_mode') or 'verify-full') not in LOGIN_CHECK_SSL_MODES:
         raise LoginCheckError("ssl_mode '%s' cannot carry an IAM token: use verify-full (recommended), verify-ca or require"
                               % db_options['ssl_mode'])
+    retries, retry_delay = options.get('retries') or 0, options.get('retry_delay') or 0
+    if retries < 0 or retry_delay < 0:
+        raise LoginCheckError('retries is %d and retry_delay is %d: use 0 or more' % (retries, retry_delay))
     family = driver_for(options)
     engine = options.get('engine') or 'auto'
     users = requested_users(options, engine if engine != 'auto' else ('postgres' if family == 'postgres' else None))
     endpoint = db_options.get('endpoint') or db_options['login_host']
     # One resolution (and at most one STS AssumeRole) for every user; tokens are local signatures, minted here.
-    credentials = iam_signing_credentials(aws_options, endpoint)
-    logins = [resolve_db_login(dict(db_options, login_user=user, login_iam=True), family, aws_options, credentials) for user in users]
-    if hide:
-        for login in logins:
-            hide(login.password)
+    signing = (credentials or iam_signing_credentials)(aws_options, endpoint)
+
+    def mint(names):
+        logins = [resolve_db_login(dict(db_options, login_user=user, login_iam=True), family, aws_options, signing) for user in names]
+        if hide:
+            for login in logins:
+                hide(login.password)
+        return logins
+
+    logins = mint(users)
     target = dict(endpoint=logins[0].endpoint, endpoint_port=logins[0].endpoint_port, region=iam_signing_region(aws_options, endpoint),
-                  principal=_principal(aws_options, credentials))
+                  principal=_principal(aws_options, signing))
     if warn and tls_warning(logins[0]):
         warn(tls_warning(logins[0]))
-    outcomes = [try_login(logins[0], family, connect)]
-    first_entry, first_cause = outcomes[0]
+    expect = options.get('expect') or 'success'
+    outcomes = _prove(logins, family, connect)
+    for _retry in range(retries):
+        again = [user for user in users if _unexpected(outcomes[user][1], expect)]
+        if not again:
+            break
+        sleep(retry_delay)
+        outcomes.update(_prove(mint(again), family, connect))
+    causes = {}
+    for user in users:
+        entry, cause = outcomes[user]
+        entry['refused'] = cause in REFUSALS
+        causes[user] = cause
+    return judge([outcomes[user][0] for user in users], causes, expect, target)
+
+
+def _unexpected(cause, expect):
+    """Whether an outcome may change once IAM catches up: a refusal when a login is expected, a login when a refusal is.
+    An unreachable target or a TLS failure will not."""
+    return cause in (REFUSALS if expect == 'success' else _LOGGED_IN)
+
+
+def _prove(logins, family, connect):
+    """{db_user: (entry, cause)} for each login: the first alone, the rest at once unless the first found the target
+    unreachable or its TLS failing."""
+    first = first_entry, first_cause = try_login(logins[0], family, connect)
+    proven = {logins[0].user: first}
     if first_cause in _TARGET_LEVEL:
         # Unreachable or failing TLS is the target's problem: every other login would wait and fail the same way.
-        outcomes += [(dict(db_user=login.user, logged_in=False, current_user=None, tls_version=None,
-                           error='not tried: the login of %s already failed with: %s' % (users[0], first_entry['error'])), first_cause)
-                     for login in logins[1:]]
+        for login in logins[1:]:
+            proven[login.user] = (dict(db_user=login.user, logged_in=False, current_user=None, tls_version=None,
+                                       error='not tried: the login of %s already failed with: %s' % (logins[0].user, first_entry['error'])),
+                                  first_cause)
     elif len(logins) > 1:
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_LOGINS, len(logins) - 1)) as pool:
-            outcomes += list(pool.map(lambda login: try_login(login, family, connect), logins[1:]))
-    causes = {}
-    for entry, cause in outcomes:
-        entry['refused'] = cause in REFUSALS
-        causes[entry['db_user']] = cause
-    return judge([entry for entry, _cause in outcomes], causes, options.get('expect') or 'success', target)
+            for login, outcome in zip(logins[1:], pool.map(lambda login: try_login(login, family, connect), logins[1:])):
+                proven[login.user] = outcome
+    return proven
+
+
+def check_targets(targets, options_for, warn=None, hide=None, connect=connect_db, sleep=time.sleep):
+    """check_logins on each of many targets, MAX_CONCURRENT_TARGETS at a time: [(target, result or LoginCheckError)].
+
+    options_for(target) gives (options, aws_options) for one target. The AWS credentials that sign the tokens are
+    resolved once per set of AWS options and signing region, not once per target: a role to assume is assumed once.
+    A target that cannot be checked, or whose logins fail, is that target's error; the others are still proven.
+    """
+    resolved, lock = {}, threading.Lock()
+
+    def shared_credentials(aws_options, endpoint):
+        key = (iam_signing_region(aws_options, endpoint), repr(sorted(aws_options.items())))
+        with lock:
+            if key not in resolved:
+                resolved[key] = iam_signing_credentials(aws_options, endpoint)
+            return resolved[key]
+
+    def check(target):
+        options, aws_options = options_for(target)
+        result, failure = check_logins(options, aws_options, warn, hide, connect, shared_credentials, sleep)
+        if failure:
+            raise LoginCheckError(failure, result=result)
+        return result
+
+    if not targets:
+        return []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_TARGETS, len(targets))) as pool:
+        return list(zip(targets, pool.map(lambda target: attempt(check, target), targets)))
 
 
 def _principal(aws_options, credentials):

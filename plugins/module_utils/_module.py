@@ -60,16 +60,24 @@ class RdsIamModule(AnsibleModule):
     @property
     def aws_options(self):
         """The AWS options; the region defaults to the target's."""
+        return self.aws_options_for(self.target)
+
+    def aws_options_for(self, target):
+        """The AWS options for one target: the region defaults to the target's."""
         options = dict((name, self.params[name]) for name in AWS_ARGUMENT_SPEC)
-        options['region'] = options['region'] or self.target.get('region')
+        options['region'] = options['region'] or target.get('region')
         return options
 
     @property
     def db_options(self):
-        """The database options, completed from target and login_override where not set: endpoint and port, the engine's
+        """The database options for the target and login_override this module was given."""
+        return self.db_options_for(self.target, self.params.get('login_override'))
+
+    def db_options_for(self, target, override=None):
+        """The database options, completed from target and override where not set: endpoint and port, the engine's
         dialect for engine auto, and the target's RDS-managed master secret when no admin login is given."""
         options = dict((name, self.params.get(name)) for name in self._db_names)
-        target, override = self.target, self.params.get('login_override') or {}
+        override = override or {}
         options['endpoint'] = options.get('endpoint') or target.get('endpoint')
         options['endpoint_port'] = options.get('endpoint_port') or target.get('port')
         options['login_host'] = options.get('login_host') or override.get('login_host')

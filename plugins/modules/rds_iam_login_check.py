@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: rds_iam_login_check
-short_description: Prove that IAM database logins work (or no longer work) on one RDS or Aurora target
+short_description: Prove that IAM database logins work (or no longer work) on RDS and Aurora targets
 version_added: 0.1.0
 description:
   - Logs in to one PostgreSQL, MySQL or MariaDB server as each of O(db_users) with an IAM database auth token, over TLS,
@@ -16,6 +16,8 @@ description:
   - AWS credentials are resolved once for all users (at most one STS C(AssumeRole)); then each user gets a fresh token and
     its own connection. The first login runs alone; the others run at once (up to 8 at a time), since each waits on the
     network and the server.
+  - With O(targets), one run proves the same users on many targets, 4 targets at a time, with credentials resolved once
+    per region, and returns one result per target.
   - With O(expect=success) the module fails unless every user logs in as itself; the message names each user, the target,
     the cause and the likely fix. With O(expect=failure) it fails unless the server refuses every login, which proves
     that access is gone after offboarding.
@@ -92,6 +94,31 @@ options:
       - When the target does not answer or TLS fails, the remaining users are not tried (their entries say so).
     type: int
     default: 10
+  retries:
+    description:
+      - How many more times to try a login whose outcome is not O(expect), with a fresh token, before failing.
+      - IAM policy and user changes take a few seconds to reach the database, so a login checked right after onboarding
+        or offboarding may need them. A target that does not answer or fails TLS is not tried again.
+    type: int
+    default: 0
+  retry_delay:
+    description:
+      - Seconds to wait before each of the O(retries).
+    type: int
+    default: 5
+  targets:
+    description:
+      - Prove O(db_users) on each of these targets in one run, as M(rdsiam.auth.rds_iam_fleet_info) returns them in
+        RV(rdsiam.auth.rds_iam_fleet_info#module:targets), instead of on O(target) or O(endpoint).
+      - The other options apply to every target; each target supplies its own endpoint, port, engine and region.
+      - The result then holds RV(results), one entry per target; the run fails when any target fails, after all were tried.
+    type: list
+    elements: dict
+  login_overrides:
+    description:
+      - With O(targets), where to open the TCP connection of each target whose connection does not go to its endpoint
+        (a tunnel, a bastion's forwarded port), keyed by the target's C(identifier), each value like O(login_override).
+    type: dict
 extends_documentation_fragment:
   - rdsiam.auth.action_group
   - rdsiam.auth.db_target
@@ -142,27 +169,41 @@ EXAMPLES = r"""
     ca_cert: /etc/ssl/rds/global-bundle.pem
     db_users: [bob]
     expect: failure
+    retries: 3
+
+- name: Find the fleet's PostgreSQL targets
+  rdsiam.auth.rds_iam_fleet_info:
+    regions: [eu-west-1]
+    engines: [postgres]
+  register: fleet
+
+- name: Prove alice's login on all of them in one run
+  rdsiam.auth.rds_iam_login_check:
+    targets: "{{ fleet.targets }}"
+    ca_cert: /etc/ssl/rds/global-bundle.pem
+    db_users: [alice]
+    retries: 3
 """
 
 RETURN = r"""
 endpoint:
   description: The endpoint the tokens were signed for and the certificates checked against.
-  returned: always
+  returned: without O(targets)
   type: str
   sample: orders.abcdefghijkl.eu-west-1.rds.amazonaws.com
 endpoint_port:
   description: The port the tokens were signed for.
-  returned: always
+  returned: without O(targets)
   type: int
   sample: 5432
 expect:
   description: The expected outcome, O(expect).
-  returned: always
+  returned: without O(targets)
   type: str
   sample: success
 logins:
   description: One entry per user, in the order of O(db_users).
-  returned: always
+  returned: without O(targets)
   type: list
   elements: dict
   contains:
@@ -194,10 +235,28 @@ logins:
        error: PAM authentication failed for user "bob"}
 failed_users:
   description: The users whose outcome is not O(expect) (with V(failure), the ones that still log in or were not refused).
-  returned: always
+  returned: without O(targets)
   type: list
   elements: str
   sample: [bob]
+results:
+  description:
+    - With O(targets), one entry per target in the order given, with the keys above (RV(endpoint), RV(endpoint_port),
+      RV(expect), RV(logins), RV(failed_users)) plus C(kind), C(identifier) and C(region) of the target as given.
+    - A target whose logins are not as expected, or that could not be checked, also has C(failed=true) and C(msg).
+  returned: when O(targets) is used
+  type: list
+  elements: dict
+  sample:
+    - kind: instance
+      identifier: orders-db
+      region: eu-west-1
+      endpoint: orders-db.abcdefghijkl.eu-west-1.rds.amazonaws.com
+      endpoint_port: 5432
+      expect: success
+      logins:
+        - {db_user: alice, logged_in: true, refused: false, current_user: alice, tls_version: TLSv1.3, error: null}
+      failed_users: []
 """
 
 from ansible_collections.rdsiam.auth.plugins.module_utils._db import DB_ARGUMENT_SPEC
@@ -208,31 +267,69 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._login_check import (
     LOGIN_CHECK_SSL_MODES,
     LoginCheckError,
     check_logins,
+    check_targets,
 )
-from ansible_collections.rdsiam.auth.plugins.module_utils._module import RdsIamModule
+from ansible_collections.rdsiam.auth.plugins.module_utils._module import LOGIN_OVERRIDE_SPEC, RdsIamModule
+from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import one_or_many
+
+# What each target of targets brings itself, so not to be given beside it.
+_PER_TARGET_OPTIONS = ('target', 'endpoint', 'endpoint_port', 'login_host', 'login_port', 'login_override')
 
 
 def argument_spec():
-    """db_users, engine and expect; the DB connection options that fit someone else's login come from the skeleton."""
+    """db_users, engine, expect, retries and targets; the DB connection options that fit someone else's login come from
+    the skeleton."""
     return dict(
         db_users=dict(type='list', elements='str', required=True),
         engine=dict(type='str', default='auto', choices=list(ENGINES)),
         expect=dict(type='str', default='success', choices=list(EXPECTATIONS)),
         # IAM tokens need TLS: disable is not offered.
         ssl_mode=dict(DB_ARGUMENT_SPEC['ssl_mode'], choices=list(LOGIN_CHECK_SSL_MODES)),
+        retries=dict(type='int', default=0),
+        retry_delay=dict(type='int', default=5),
+        targets=dict(type='list', elements='dict'),
+        login_overrides=dict(type='dict'),
     )
 
 
 def run(module):
-    options = dict(module.db_options, db_users=module.params['db_users'], expect=module.params['expect'])
-    result, failure = check_logins(options, module.aws_options, warn=module.warn, hide=module.no_log_values.add)
-    if failure:
-        raise LoginCheckError(failure, result=result)
-    return result
+    common = dict((name, module.params[name]) for name in ('db_users', 'expect', 'retries', 'retry_delay'))
+    if module.params['targets'] is None:
+        result, failure = check_logins(dict(module.db_options, **common), module.aws_options, warn=module.warn,
+                                       hide=module.no_log_values.add)
+        if failure:
+            raise LoginCheckError(failure, result=result)
+        return result
+    overrides = login_overrides(module.params['login_overrides'])
+
+    def options_for(target):
+        return dict(module.db_options_for(target, overrides.get(target.get('identifier'))), **common), module.aws_options_for(target)
+
+    targets = module.params['targets']
+    return one_or_many(dict(targets=targets), [(dict(target=target), outcome) for target, outcome in
+                                               check_targets(targets, options_for, warn=module.warn, hide=module.no_log_values.add)])
+
+
+def login_overrides(overrides):
+    """login_overrides checked, with each port as a number: the values of a dict option come as they were written."""
+    checked = {}
+    for identifier, override in (overrides or {}).items():
+        port = override.get('login_port') if isinstance(override, dict) else None
+        if not isinstance(override, dict) or set(override) - set(LOGIN_OVERRIDE_SPEC['options']) or not _is_port(port):
+            raise LoginCheckError("login_overrides['%s'] is %r: give a dict with login_host and/or login_port (a number)"
+                                  % (identifier, override))
+        checked[identifier] = dict(override, login_port=int(port) if port is not None else None)
+    return checked
+
+
+def _is_port(value):
+    return value is None or str(value).isdigit()
 
 
 def main():
-    RdsIamModule(argument_spec(), db=LOGIN_CHECK_DB_OPTIONS).run(run)
+    RdsIamModule(argument_spec(), db=LOGIN_CHECK_DB_OPTIONS,
+                 mutually_exclusive=[('targets', name) for name in _PER_TARGET_OPTIONS],
+                 required_by=dict(login_overrides='targets')).run(run)
 
 
 if __name__ == '__main__':

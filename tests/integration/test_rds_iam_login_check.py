@@ -171,16 +171,64 @@ def test_fifty_users_in_one_call(sandbox, iam_targets, module_runner):
     assert all(entry["logged_in"] and entry["current_user"] == entry["db_user"] for entry in result["logins"][:50])
 
 
-def test_vvvv_output_never_contains_a_token(sandbox, iam_targets, playbook_runner):
+def fleet_targets(sandbox, module_runner):
+    """Both targets as rds_iam_fleet_info returns them, and the login_overrides that reach their servers."""
+    targets = module_runner("rds_iam_fleet_info", {"identifiers": TARGETS}, env=sandbox.aws_env())["targets"]
+    overrides = {identifier: {"login_host": sandbox.target(identifier)["login_host"], "login_port": sandbox.target(identifier)["login_port"]}
+                 for identifier in TARGETS}
+    return sorted(targets, key=lambda target: TARGETS.index(target["identifier"])), overrides
+
+
+def test_one_run_proves_the_users_on_many_targets_and_fails_only_the_targets_whose_logins_fail(sandbox, iam_targets, module_runner):
+    targets, overrides = fleet_targets(sandbox, module_runner)
+    env = aws_env(sandbox, iam_targets)
+    passed = module_runner(MODULE, {"targets": targets, "login_overrides": overrides, "db_users": ["lc_ok"], "ca_cert": sandbox.ca_cert},
+                           env=env)
+    assert passed.get("failed") is not True and passed["changed"] is False, passed.get("msg")
+    assert [(entry["identifier"], entry["failed_users"]) for entry in passed["results"]] == [(identifier, []) for identifier in TARGETS]
+    assert [by_user(entry)["lc_ok"]["current_user"] for entry in passed["results"]] == ["lc_ok", "lc_ok@%"]
+    assert [entry["endpoint"] for entry in passed["results"]] == [sandbox.target(identifier)["endpoint"] for identifier in TARGETS]
+
+    # A target that does not answer fails alone, and is not tried again; the other is still proven.
+    closed = dict(overrides, **{"sbx-postgres": {"login_host": "127.0.0.1", "login_port": 1}})
+    mixed = module_runner(MODULE, {"targets": targets, "login_overrides": closed, "db_users": ["lc_ok", "lc_noperm"],
+                                   "ca_cert": sandbox.ca_cert, "retries": 2, "retry_delay": 0}, env=env)
+    assert mixed["failed"] is True
+    pg, maria = mixed["results"]
+    assert (pg["failed"], pg["failed_users"]) == (True, ["lc_ok", "lc_noperm"])
+    assert "Connection refused" in by_user(pg)["lc_ok"]["error"] and by_user(pg)["lc_noperm"]["error"].startswith("not tried:")
+    assert (maria["failed"], maria["failed_users"], by_user(maria)["lc_ok"]["logged_in"]) == (True, ["lc_noperm"], True)
+    assert "Access denied for user 'lc_noperm'" in by_user(maria)["lc_noperm"]["error"]
+    assert mixed["msg"].startswith("0 of 2 targets changed; 2 failed: instance sbx-postgres: 2 of 2 IAM logins to ")
+    assert "instance sbx-mariadb: 1 of 2 IAM logins to " in mixed["msg"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"endpoint": "db.example.com"}, "parameters are mutually exclusive: targets|endpoint"),
+    ({"login_overrides": {"sbx-postgres": {"host": "127.0.0.1"}}}, "login_overrides['sbx-postgres'] is"),
+])
+def test_many_targets_refuse_what_each_target_brings_itself_and_overrides_that_are_not_host_and_port(
+        sandbox, iam_targets, module_runner, extra, message):
+    targets, _overrides = fleet_targets(sandbox, module_runner)
+    result = module_runner(MODULE, dict({"targets": targets, "db_users": ["lc_ok"]}, **extra), env=aws_env(sandbox, iam_targets))
+    assert result["failed"] is True and message in result["msg"], result["msg"]
+
+
+def test_vvvv_output_never_contains_a_token(sandbox, iam_targets, playbook_runner, module_runner):
     tasks = [{"name": f"check {identifier}", "rdsiam.auth.rds_iam_login_check": target_args(sandbox, identifier,
                                                                                             db_users=["lc_ok", "lc_noperm"]),
               "ignore_errors": True, "register": "checked"} for identifier in TARGETS]
+    targets, overrides = fleet_targets(sandbox, module_runner)
+    tasks.append({"name": "check both", "ignore_errors": True, "rdsiam.auth.rds_iam_login_check": {
+        "targets": targets, "login_overrides": overrides, "db_users": ["lc_ok", "lc_noperm"], "ca_cert": sandbox.ca_cert}})
     run = playbook_runner([{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}],
                           env=aws_env(sandbox, iam_targets), verbosity=4)
     assert run.rc == 0, run.stdout + run.stderr
     for identifier in TARGETS:
         result = run.task(f"check {identifier}")["result"]
         assert result["failed_users"] == ["lc_noperm"] and by_user(result)["lc_ok"]["logged_in"] is True
+    both = run.task("check both")["result"]["results"]
+    assert [entry["failed_users"] for entry in both] == [["lc_noperm"], ["lc_noperm"]]
     shown = run.stdout + run.stderr
     assert "lc_noperm" in shown and "PAM authentication failed" in shown  # the output is there ...
     for secret in ("X-Amz-Signature", "X-Amz-Credential", "Action=connect", iam_targets["secret_access_key"]):

@@ -333,3 +333,14 @@ def test_target_entry_picks_this_targets_result_of_a_run_over_many():
     assert report.target_entry(early, {"identifier": "pg1"}) == early
     assert report.target_entry({"skipped": True, "changed": False}, {"identifier": "pg1"}) == {}
     assert report.target_entry(None, {"identifier": "pg1"}) == {}
+
+
+def test_succeeded_targets_leaves_out_each_target_a_run_failed():
+    pg1, pg2, my1 = ({"identifier": name, "region": "eu-west-1"} for name in ("pg1", "pg2", "my1"))
+    flag = {"failed": True, "results": [dict(pg1, changed=True), dict(pg2, failed=True, msg="denied"), dict(my1)]}
+    groups = {"changed": False, "results": [dict(pg1), dict(my1, failed=True, msg="no group")]}
+    assert report.succeeded_targets([pg1, pg2, my1], [flag, groups]) == [pg1]
+    assert report.succeeded_targets([pg1, pg2, my1], [{"skipped": True}, None]) == [pg1, pg2, my1]
+    # A run that failed before reaching any target leaves none.
+    assert report.succeeded_targets([pg1, pg2], [{"failed": True, "msg": "no region"}]) == []
+    assert report.succeeded_targets(None, []) == []

@@ -19,6 +19,7 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._login_check import (
     LOGIN_CHECK_DB_OPTIONS,
     LoginCheckError,
     check_logins,
+    check_targets,
     classify_error,
     short_reason,
 )
@@ -295,3 +296,122 @@ def test_weaker_tls_is_warned_about_once():
     warnings = []
     check_logins(params(db_users=['a', 'b'], ssl_mode='require'), dict(AWS), warn=warnings.append, connect=FakeServer())
     assert len(warnings) == 1 and warnings[0].startswith('ssl_mode=require')
+
+
+# ---- retries ----
+
+class SlowIam(FakeServer):
+    """Refuses each user in refuse_times for its first n logins, then accepts (IAM catching up)."""
+
+    def __init__(self, refuse_times, **kwargs):
+        super().__init__(**kwargs)
+        self.refuse_times = dict(refuse_times)
+
+    def __call__(self, login):
+        if self.refuse_times.get(login.user, 0) > 0:
+            self.refuse_times[login.user] -= 1
+            self.logins.append(login)
+            raise _db.connect_error(login, Exception(PG_PAM.replace('bob', login.user)))
+        return super().__call__(login)
+
+
+def test_refused_logins_are_tried_again_with_a_fresh_token_after_the_delay():
+    server, sleeps, hidden = SlowIam({'bob': 2}), [], []
+    result, failure = check_logins(params(db_users=['alice', 'bob'], retries=3, retry_delay=4), dict(AWS), hide=hidden.append,
+                                   connect=server, sleep=sleeps.append)
+    assert failure is None and result['failed_users'] == [] and sleeps == [4, 4]
+    assert [login.user for login in server.logins] == ['alice', 'bob', 'bob', 'bob']
+    # Minted again for each try (hidden each time), since a long retry could outlive a token's 15 minutes.
+    assert len(hidden) == 4 and set(hidden) == set(login.password for login in server.logins)
+    assert result['logins'][1] == dict(db_user='bob', logged_in=True, current_user='bob', tls_version='TLSv1.3', error=None, refused=False)
+
+
+def test_retries_run_out_and_the_last_outcome_is_reported():
+    server, sleeps = SlowIam({'bob': 5}), []
+    result, failure = check_logins(params(db_users=['alice', 'bob'], retries=2, retry_delay=1), dict(AWS), connect=server,
+                                   sleep=sleeps.append)
+    assert sleeps == [1, 1] and [login.user for login in server.logins] == ['alice', 'bob', 'bob', 'bob']
+    assert result['failed_users'] == ['bob'] and failure.startswith('1 of 2 IAM logins')
+
+
+def test_expect_failure_tries_again_a_login_that_still_works_and_never_an_unreachable_target():
+    class Revoked(FakeServer):
+        def __call__(self, login):
+            if sum(1 for seen in self.logins if seen.user == login.user) >= 1:
+                self.refuse.add(login.user)
+            return super().__call__(login)
+
+    server, sleeps = Revoked(), []
+    result, failure = check_logins(params(db_users=['bob'], expect='failure', retries=3, retry_delay=2), dict(AWS), connect=server,
+                                   sleep=sleeps.append)
+    assert failure is None and sleeps == [2] and len(server.logins) == 2 and result['logins'][0]['refused'] is True
+
+    server, sleeps = FakeServer(errors={'bob': PG_TIMEOUT}), []
+    result, failure = check_logins(params(db_users=['bob', 'carl'], expect='failure', retries=3), dict(AWS), connect=server,
+                                   sleep=sleeps.append)
+    assert sleeps == [] and len(server.logins) == 1 and result['failed_users'] == ['bob', 'carl']
+
+
+def test_negative_retries_are_refused_before_any_login():
+    server = FakeServer()
+    with pytest.raises(LoginCheckError, match='retries is -1 and retry_delay is 5: use 0 or more'):
+        check_logins(params(retries=-1, retry_delay=5), dict(AWS), connect=server)
+    assert server.logins == []
+
+
+# ---- many targets in one run ----
+
+def target_dict(identifier, region='eu-west-1', dialect='postgres'):
+    return dict(kind='instance', identifier=identifier, region=region, dialect=dialect, port=5432,
+                endpoint='%s.abcdefghijkl.%s.rds.amazonaws.com' % (identifier, region))
+
+
+def test_many_targets_share_one_credential_resolution_per_region_and_fail_only_where_logins_fail(monkeypatch):
+    calls = []
+    real = _db.resolve_credentials
+    monkeypatch.setattr(_db, 'resolve_credentials', lambda options: calls.append(options['region']) or real(options))
+    targets = [target_dict('pg%d' % number) for number in range(6)] + [target_dict('far', region='us-east-1')]
+
+    def server(login):
+        # pg3 has no bob; every other target lets both in.
+        return FakeServer(refuse=['bob'] if login.endpoint.startswith('pg3.') else [])(login)
+
+    def options_for(target):
+        return dict(params(db_users=['alice', 'bob'], endpoint=target['endpoint'], endpoint_port=target['port'],
+                           login_host='127.0.0.1'), engine=target['dialect']), dict(AWS, region=target['region'])
+
+    outcomes = check_targets(targets, options_for, connect=server)
+    assert sorted(calls) == ['eu-west-1', 'us-east-1']
+    assert [target['identifier'] for target, _outcome in outcomes] == [target['identifier'] for target in targets]
+    failed = dict((target['identifier'], outcome) for target, outcome in outcomes if isinstance(outcome, LoginCheckError))
+    assert list(failed) == ['pg3'] and failed['pg3'].result['failed_users'] == ['bob']
+    assert str(failed['pg3']).startswith('1 of 2 IAM logins to pg3.abcdefghijkl.eu-west-1.rds.amazonaws.com:5432 failed.')
+    assert all(outcome['failed_users'] == [] and outcome['endpoint'] == target['endpoint'] for target, outcome in outcomes
+               if target['identifier'] != 'pg3')
+
+
+def test_a_target_that_cannot_be_checked_is_its_own_failure():
+    targets = [target_dict('good'), dict(target_dict('nameless'), endpoint=None)]
+
+    def options_for(target):
+        return dict(params(endpoint=target['endpoint'], login_host=None)), dict(AWS)
+
+    outcomes = check_targets(targets, options_for, connect=FakeServer())
+    assert outcomes[0][1]['failed_users'] == []
+    assert isinstance(outcomes[1][1], DbOptionsError) and 'neither login_host nor endpoint' in str(outcomes[1][1])
+
+
+@pytest.mark.parametrize('overrides, match', [
+    ({'db1': {'login_host': '127.0.0.1', 'login_prot': 5432}}, r"login_overrides\['db1'\] is .*login_prot"),
+    ({'db1': '127.0.0.1:5432'}, r"login_overrides\['db1'\] is '127.0.0.1:5432': give a dict"),
+    ({'db1': {'login_port': 'five'}}, r"login_overrides\['db1'\] is .*\(a number\)"),
+])
+def test_login_overrides_must_be_dicts_of_host_and_port(overrides, match):
+    with pytest.raises(LoginCheckError, match=match):
+        rds_iam_login_check.login_overrides(overrides)
+
+
+def test_login_overrides_ports_written_as_text_become_numbers():
+    assert rds_iam_login_check.login_overrides({'db1': {'login_host': 'localhost', 'login_port': '15432'}, 'db2': {'login_host': 'b'}}) == {
+        'db1': {'login_host': 'localhost', 'login_port': 15432}, 'db2': {'login_host': 'b', 'login_port': None}}
+    assert rds_iam_login_check.login_overrides(None) == {}
