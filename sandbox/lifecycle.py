@@ -144,6 +144,9 @@ def _build_native_parts(specs, programs):
         built["pam_module"], fresh = native_build.build_pam_module(programs["gcc"])
         if fresh:
             print(f"sandbox: built the PAM module ({built['pam_module']})", flush=True)
+        built["pam_start_lock"], fresh = native_build.build_pam_start_lock(programs["gcc"])
+        if fresh:
+            print(f"sandbox: built the PAM start lock ({built['pam_start_lock']})", flush=True)
     if "mariadb" in kinds:
         built["mariadb_plugin"], fresh = mariadb_plugin.build_plugin(programs["mariadbd"], programs["gcc"])
         if fresh:
@@ -154,7 +157,7 @@ def _build_native_parts(specs, programs):
 def _install_iam_auth(server, native_parts, verify_url):
     """Route the server's IAM logins to the verifier: PAM for PostgreSQL, the plugin for MariaDB."""
     if isinstance(server, PostgresServer):
-        server.install_iam_auth(native_parts["pam_module"], verify_url)
+        server.install_iam_auth(native_parts["pam_module"], verify_url, native_parts["pam_start_lock"])
     else:
         server.install_iam_plugin(native_parts["mariadb_plugin"], verify_url)
 

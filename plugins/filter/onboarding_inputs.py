@@ -186,16 +186,20 @@ def _arns(targets):
     return sorted(set(arns))
 
 
-def policy_name(user, prefix=DEFAULT_POLICY_PREFIX):
-    """The IAM policy name of one database user: prefix + user when IAM accepts it as it is, else a derived name (see
-    module_utils/_policy_names); the one derivation onboarding and offboarding share."""
+# The session tag that names the database user in the attribute-based policy.
+DEFAULT_ABAC_TAG = 'db_user'
+
+
+def policy_name(user, prefix=None):
+    """The IAM policy name of one database user: prefix (by default DEFAULT_POLICY_PREFIX) + user when IAM accepts it
+    as it is, else a derived name (see module_utils/_policy_names); the one derivation onboarding and offboarding share."""
     try:
-        return derive_policy_name(user, prefix)
+        return derive_policy_name(user, DEFAULT_POLICY_PREFIX if prefix is None else prefix)
     except RdsIamError as exc:
         raise AnsibleFilterError(str(exc)) from None
 
 
-def policy_specs(users, targets, mode='per_user', prefix=DEFAULT_POLICY_PREFIX, state='present', abac_tag='db_user', abac_name=None):
+def policy_specs(users, targets, mode='per_user', prefix=None, state='present', abac_tag=None, abac_name=None):
     """The `policies` list of rds_iam_policy: one per database user, or one attribute-based policy for everyone.
 
     The ABAC form names the database user through the principal's tag, so one document serves every person and
@@ -203,6 +207,9 @@ def policy_specs(users, targets, mode='per_user', prefix=DEFAULT_POLICY_PREFIX, 
     """
     if mode not in POLICY_MODES:
         raise AnsibleFilterError("policy mode '%s' is not one of %s" % (mode, ', '.join(POLICY_MODES)))
+    # None: the role passing it through left the input unset.
+    prefix = DEFAULT_POLICY_PREFIX if prefix is None else prefix
+    abac_tag = DEFAULT_ABAC_TAG if abac_tag is None else abac_tag
     arns = _arns(targets)
     if state == 'present' and not arns:
         raise AnsibleFilterError('no targets for the IAM policy: the policy would allow nothing')

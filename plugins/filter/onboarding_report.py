@@ -11,7 +11,6 @@ User names and policy names come from onboarding_inputs, the same derivation the
 from __future__ import annotations
 
 from ansible_collections.rdsiam.auth.plugins.filter.onboarding_inputs import policy_name, user_names
-from ansible_collections.rdsiam.auth.plugins.module_utils._policy_names import DEFAULT_POLICY_PREFIX
 
 REPORT_COLUMNS = (('target', 'target'), ('engine', 'engine'), ('iam_auth', 'IAM auth'), ('user', 'user'),
                   ('policy', 'policy'), ('login', 'login verified'), ('changed', 'what changed'))
@@ -96,7 +95,7 @@ def _changed_cell(changes, failure, check_mode):
     return done or 'nothing'
 
 
-def target_report(target, users, steps=None, mode='per_user', prefix=DEFAULT_POLICY_PREFIX, policy_state='present', expect_login_failure=False,
+def target_report(target, users, steps=None, mode='per_user', prefix=None, policy_state='present', expect_login_failure=False,
                   check_mode=False):
     """One summary row per database user on one target, from the results the role registered.
 

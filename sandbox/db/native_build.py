@@ -20,6 +20,7 @@ VERIFY_CLIENT_DIR = os.path.join(SANDBOX_DIR, "verify_client")
 VERIFY_HTTP_SOURCE = os.path.join(VERIFY_CLIENT_DIR, "verify_http.c")
 VERIFY_HTTP_HEADER = os.path.join(VERIFY_CLIENT_DIR, "verify_http.h")
 PAM_MODULE_FILE = "pam_rdsiam_verify.so"
+PAM_START_LOCK_FILE = "pam_start_lock.so"
 _CFLAGS = ("-O2", "-Wall", "-Wextra", "-fstack-protector-strong", "-D_FORTIFY_SOURCE=2", "-I", VERIFY_CLIENT_DIR)
 
 
@@ -95,3 +96,11 @@ def build_pam_module(gcc):
     flags, libraries = ("-shared", "-fPIC"), ("-lpam",)
     key = build_key("", sources, flags, libraries)
     return compile_cached("pam-module", key, PAM_MODULE_FILE, gcc, sources, flags, libraries)
+
+
+def build_pam_start_lock(gcc):
+    """The preload that makes libpam-wrapper's per-process set-up run one process at a time; returns (path, built)."""
+    sources = (os.path.join(VERIFY_CLIENT_DIR, "pam_start_lock.c"),)
+    flags, libraries = ("-shared", "-fPIC"), ("-ldl",)
+    key = build_key("", sources, flags, libraries)
+    return compile_cached("pam-start-lock", key, PAM_START_LOCK_FILE, gcc, sources, flags, libraries)

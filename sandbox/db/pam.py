@@ -10,7 +10,9 @@ it cuts passwords at 512 bytes, shorter than a token signed with temporary crede
 libpam-wrapper copies the service directory to /tmp/pam.X in every process that loads it and
 removes the copy at exit; processes that exec or are killed leave theirs behind, so stopping
 a server removes the copies that name its directory, and `down` those of sandboxes whose state
-directory no longer exists (copies of running sandboxes are left alone).
+directory no longer exists (copies of running sandboxes are left alone). It picks X with a
+check, then a mkdir, so two backends setting up at once can share a copy and read each other's
+service: pam_start_lock.so, preloaded first, runs those set-ups one at a time under START_LOCK.
 """
 import glob
 import os
@@ -21,6 +23,9 @@ from sandbox.network import SandboxError
 SERVICE = "rdsiam-iam"
 ERROR_LOG = "verify_errors.log"
 _RUNTIME_COPIES = "/tmp/pam.?"  # fixed in libpam-wrapper
+# One lock for every sandbox on the machine, as /tmp/pam.X is one namespace for all of them.
+START_LOCK = "/tmp/rdsiam-pam-start.lock"
+START_LOCK_LIBRARY = "pam_start_lock.so"
 
 
 def service_dir(server_directory):
@@ -51,7 +56,28 @@ def wrapper_env(server_directory, programs):
     directory = service_dir(server_directory)
     if not os.path.exists(os.path.join(directory, SERVICE)):
         return {}
-    return {"LD_PRELOAD": programs["libpam_wrapper.so"], "PAM_WRAPPER": "1", "PAM_WRAPPER_SERVICE_DIR": directory}
+    preload = [programs["libpam_wrapper.so"]]
+    start_lock = os.path.join(server_directory, "lib", START_LOCK_LIBRARY)
+    env = {"PAM_WRAPPER": "1", "PAM_WRAPPER_SERVICE_DIR": directory}
+    if os.path.exists(start_lock):
+        preload.insert(0, start_lock)
+        env["RDSIAM_PAM_START_LOCK"] = _start_lock_file()
+    env["LD_PRELOAD"] = " ".join(preload)
+    return env
+
+
+def _start_lock_file():
+    """START_LOCK, created readable by every server account (a read-only descriptor can hold an flock)."""
+    try:
+        descriptor = os.open(START_LOCK, os.O_CREAT | os.O_RDONLY, 0o644)
+    except OSError as exc:
+        raise SandboxError(f"cannot create {START_LOCK}: {exc}") from None
+    try:
+        if os.fstat(descriptor).st_uid == os.geteuid():
+            os.fchmod(descriptor, 0o644)
+    finally:
+        os.close(descriptor)
+    return START_LOCK
 
 
 def _runtime_copies():

@@ -102,11 +102,14 @@ class PostgresServer(LocalServer):
         with open(os.path.join(self.data, "pg_hba.conf"), "w", encoding="utf-8") as hba:
             hba.write(pg_hba(force_ssl, self.iam_auth))
 
-    def install_iam_auth(self, pam_module_path, verify_url):
-        """Let rds_iam members in through PAM and the verifier (a private copy of the module the server account can read)."""
+    def install_iam_auth(self, pam_module_path, verify_url, start_lock_path=None):
+        """Let rds_iam members in through PAM and the verifier (private copies of the module, and of the preload that
+        serialises libpam-wrapper's set-up, that the server account can read)."""
         lib_dir = os.path.join(self.directory, "lib")
         os.makedirs(lib_dir, exist_ok=True)
         module = shutil.copy2(pam_module_path, os.path.join(lib_dir, os.path.basename(pam_module_path)))
+        if start_lock_path:
+            shutil.copy2(start_lock_path, os.path.join(lib_dir, pam.START_LOCK_LIBRARY))
         pam.write_service(self.directory, module, verify_url, self.name)
         chown_tree(self.directory, self.os_user)
 

@@ -7,6 +7,7 @@ client (botocore's own generate_db_auth_token, psycopg2 and PyMySQL over verify-
 with the sandbox operator's key (an IAM user allowed "*") or with an assumed role's temporary
 credentials. Names start with wiring_ (one sandbox per session).
 """
+import concurrent.futures
 import ctypes
 import http.server
 import json
@@ -235,6 +236,41 @@ def test_postgres_rds_iam_members_log_in_through_pam_only_over_tls(sandbox, iam_
         with master.cursor() as cur:
             cur.execute('DROP ROLE IF EXISTS "Wiring.Pg-User"')
         master.close()
+
+
+def test_postgres_servers_preload_the_pam_start_lock_before_libpam_wrapper(sandbox):
+    for identifier in ("sbx-postgres", "sbx-aurora-pg"):
+        directory = next(server for server in sandbox.state["servers"] if server["identifier"] == identifier)["directory"]
+        env = pam.wrapper_env(directory, prereqs.find_programs(("libpam_wrapper.so",)))
+        preload = env["LD_PRELOAD"].split()
+        assert preload[0] == os.path.join(directory, "lib", pam.START_LOCK_LIBRARY) and preload[1].endswith("/libpam_wrapper.so")
+        assert env["RDSIAM_PAM_START_LOCK"] == pam.START_LOCK and os.access(pam.START_LOCK, os.R_OK)
+    assert ctypes.CDLL(native_build.build_pam_start_lock(prereqs.find_programs(("gcc",))["gcc"])[0]).pam_start
+
+
+def test_concurrent_logins_on_two_postgres_servers_are_each_checked_against_their_own_target(sandbox, iam_on, request):
+    """libpam-wrapper's per-backend set-up, run by two servers' backends at once, could share one /tmp/pam.X copy: a
+    login was then checked against the other target (2 to 10 of 800 logins here before the start lock)."""
+    state, user, targets = sandbox.state, "wiring_pg_many", ("sbx-postgres", "sbx-aurora-pg")
+    for identifier in targets:
+        iam_on(state, identifier)
+        _pg_iam_member(request, state, identifier, user)
+    tokens = {identifier: _token(state, identifier, user) for identifier in targets}
+    before = len(refusals_for(sandbox, targets[0], user)) + len(refusals_for(sandbox, targets[1], user))
+
+    def login(number):
+        identifier = targets[number % 2]
+        try:
+            conn = _connect(state, identifier, user, tokens[identifier])
+        except psycopg2.OperationalError as exc:
+            return "%s: %s" % (identifier, str(exc).strip().splitlines()[-1])
+        conn.close()
+        return None
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        failures = [failure for failure in pool.map(login, range(800)) if failure]
+    assert failures == []
+    assert len(refusals_for(sandbox, targets[0], user)) + len(refusals_for(sandbox, targets[1], user)) == before
 
 
 def _wait_for(predicate, timeout=10.0):

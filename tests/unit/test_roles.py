@@ -40,12 +40,31 @@ def test_every_role_has_an_argument_spec():
     assert ROLES == ["db_users", "enable_iam_auth", "iam_policies", "offboard", "onboard"]
 
 
+def _tasks_text(role):
+    parts = []
+    for directory in ("tasks", "vars"):
+        folder = os.path.join(ROOT, "roles", role, directory)
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+            with open(os.path.join(folder, name), encoding="utf-8") as handle:
+                parts.append(handle.read())
+    return "\n".join(parts)
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_defaults_and_argument_spec_agree(role):
     defaults = _load("roles", role, "defaults", "main.yml") or {}
     options = _options(role)
     required = {name for name, option in options.items() if option.get("required")}
-    assert set(defaults) == set(options) - required
+    # An input whose default is a module's or filter's is not in defaults/main.yml: it is handed on only when set.
+    passed_on = set(options) - required - set(defaults)
+    text = _tasks_text(role)
+    for name in passed_on:
+        option = options[name]
+        assert "default" not in option, name
+        assert "When not set, the " in " ".join(option["description"]) and "default" in option["description"][-1], name
+        uses = re.findall(r"(?:\{\{ |=)%s\b(?!_)(?: \| default\((?:omit|none)\))?" % name, text)
+        assert uses and all(use.endswith(("| default(omit)", "| default(none)")) for use in uses), (name, uses)
+    assert set(defaults) == set(options) - required - passed_on
     for name, value in defaults.items():
         option = options[name]
         if isinstance(value, str) and "{{" in value:
