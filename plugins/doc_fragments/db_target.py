@@ -31,4 +31,21 @@ options:
       login_port:
         description: The port to connect to instead of the endpoint's.
         type: int
+  targets:
+    description:
+      - Many targets in one run instead of O(target), each as M(rdsiam.auth.rds_iam_fleet_info) returns it in
+        RV(rdsiam.auth.rds_iam_fleet_info#module:targets). One module process serves them all, 4 targets at a time, with
+        AWS credentials and clients resolved once per region.
+      - The other options apply to every target; each target supplies its own endpoint, port, engine and region, and
+        its master user secret as O(target) does. O(endpoint), O(endpoint_port), O(login_host), O(login_port) and
+        O(login_override) cannot be given beside it.
+      - The result then holds RV(results), one entry per target with its C(kind), C(identifier) and C(region) and what a
+        run on that target alone returns; the run fails when any target fails, after all were tried.
+    type: list
+    elements: dict
+  login_overrides:
+    description:
+      - With O(targets), where to open the TCP connection of each target whose connection does not go to its endpoint
+        (a tunnel, a bastion's forwarded port), keyed by the target's C(identifier), each value like O(login_override).
+    type: dict
 """

@@ -105,6 +105,12 @@ def db_user_specs(users, engine, grants=None, state='present'):
     return specs
 
 
+def users_by_dialect(users, targets, grants=None, state='present'):
+    """The `users_by_dialect` argument of rds_iam_db_user for these targets: db_user_specs for each engine among them."""
+    dialects = sorted(set(target.get('dialect') for target in targets or []))
+    return dict((dialect, db_user_specs(users, dialect, grants, state)) for dialect in dialects)
+
+
 def _as_list(value):
     if value is None:
         return []
@@ -240,6 +246,7 @@ class FilterModule(object):
     def filters(self):
         return {
             'db_user_specs': db_user_specs,
+            'users_by_dialect': users_by_dialect,
             'policy_specs': policy_specs,
             'user_names': user_names,
             'check_users': check_users,

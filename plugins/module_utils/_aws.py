@@ -21,6 +21,7 @@ import json
 import os
 import random
 import re
+import threading
 import time
 from urllib.parse import urlparse
 
@@ -371,6 +372,28 @@ def aws_client(options, service, session=None):
         return session.create_client(service, **aws_client_kwargs(options))
     except exceptions.NoRegionError as exc:
         raise AwsOptionsError('no AWS region for %s: set region (or AWS_REGION), or a region in the profile' % service) from exc
+
+
+class SharedAws:
+    """Credentials and clients for threads that work on many targets at once: each resolved or created once per set of
+    AWS options and service, under a lock, because a botocore Session is not safe to use from several threads (its
+    clients are)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._made = {}
+
+    def _once(self, key, make):
+        with self._lock:
+            if key not in self._made:
+                self._made[key] = make()
+            return self._made[key]
+
+    def credentials(self, options):
+        return self._once(('credentials', _session_cache_key(options)), lambda: resolve_credentials(options))
+
+    def client(self, options, service):
+        return self._once(('client', service, _session_cache_key(options)), lambda: aws_client(options, service))
 
 
 def aws_error_message(exc, operation, subject):

@@ -128,42 +128,45 @@ def _check_numbers(options):
     return problems
 
 
-def resolve_db_login(options, engine, aws_options=None, credentials=None):
+def resolve_db_login(options, engine, aws_options=None, credentials=None, aws=None):
     """Turn the DB options into a DbLogin: defaults by engine, and the password from the option, the secret or an IAM token.
-    credentials: AWS credentials from iam_signing_credentials(), so a caller minting many tokens resolves them once."""
+    credentials: AWS credentials from iam_signing_credentials(), so a caller minting many tokens resolves them once.
+    aws: a SharedAws, so threads working on many targets share one client and one set of credentials."""
     check_db_options(options)
     engine = known_dialect(engine)
     host = options.get('login_host') or options['endpoint']
     endpoint = options.get('endpoint') or host
     port = options.get('login_port') or DEFAULT_PORTS[engine]
     endpoint_port = options.get('endpoint_port') or port
-    user, password, auth = _login_credentials(options, endpoint, endpoint_port, aws_options or {}, credentials)
+    user, password, auth = _login_credentials(options, endpoint, endpoint_port, aws_options or {}, credentials, aws)
     return DbLogin(engine=engine, host=host, port=port, dbname=options.get('login_db') or DEFAULT_DBNAMES.get(engine),
                    user=user, password=password, auth=auth, endpoint=endpoint, endpoint_port=endpoint_port,
                    ssl_mode=options.get('ssl_mode') or 'verify-full', ca_cert=options.get('ca_cert'),
                    connect_timeout=options.get('connect_timeout') or 10)
 
 
-def _login_credentials(options, endpoint, endpoint_port, aws_options, credentials=None):
+def _login_credentials(options, endpoint, endpoint_port, aws_options, credentials=None, aws=None):
     """(user, password, how) from exactly one source; login_user is required unless the secret names the user."""
     user = options.get('login_user')
     if options.get('login_secret'):
-        secret_user, password = read_login_secret(aws_options, options['login_secret'])
+        secret_user, password = read_login_secret(aws_options, options['login_secret'], aws)
         return user or secret_user, password, 'secret'
     if not user:
         raise DbOptionsError('login_user is not set: name the database user the admin connection logs in as '
                              '(or set login_secret to a secret holding username and password)')
     if options.get('login_iam'):
+        if credentials is None and aws is not None:
+            credentials = aws.credentials(dict(aws_options, region=iam_signing_region(aws_options, endpoint)))
         return user, generate_iam_token(aws_options, endpoint, endpoint_port, user, credentials), 'iam'
     if options.get('login_password') is not None:
         return user, options['login_password'], 'password'
     return user, None, 'none'
 
 
-def read_login_secret(aws_options, secret_id):
-    """(username, password) from a Secrets Manager secret shaped like the RDS-managed master secret."""
-    region = aws_options.get('region') or region_from_arn(secret_id)
-    client = aws_client(dict(aws_options, region=region), 'secretsmanager')
+def read_login_secret(aws_options, secret_id, aws=None):
+    """(username, password) from a Secrets Manager secret shaped like the RDS-managed master secret; aws: a SharedAws."""
+    options = dict(aws_options, region=aws_options.get('region') or region_from_arn(secret_id))
+    client = aws.client(options, 'secretsmanager') if aws is not None else aws_client(options, 'secretsmanager')
     response = aws_call(client, 'get_secret_value', secret_id, SecretId=secret_id)
     try:
         data = json.loads(response.get('SecretString') or '')

@@ -23,6 +23,7 @@ USER_OPTION_SPEC = dict(
     connection_limit=dict(type='int'),
 )
 ENGINES = ('auto', 'postgres', 'mysql', 'mariadb')
+DIALECTS = ENGINES[1:]
 
 # A statement and its bound values; sql is a DB-API "format" template when params is not None.
 Statement = collections.namedtuple('Statement', 'sql params')
@@ -89,6 +90,39 @@ def desired_users(params):
         seen.add(key)
         users.append(user)
     return users
+
+
+def wanted_users(params):
+    """{dialect: desired users} from users_by_dialect, or {None: desired users} from users or name (any engine)."""
+    by_dialect = params.get('users_by_dialect')
+    if by_dialect is None:
+        return {None: desired_users(params)}
+    if not isinstance(by_dialect, dict) or not by_dialect:
+        raise UserSyncError('users_by_dialect is %r: give a dict of user lists keyed by postgres, mysql or mariadb' % (by_dialect,))
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    validator = ArgumentSpecValidator(dict(users=dict(type='list', elements='dict', required=True, options=USER_OPTION_SPEC)))
+    wanted = {}
+    for dialect, users in by_dialect.items():
+        if dialect not in DIALECTS:
+            raise UserSyncError("users_by_dialect has a key '%s': use postgres, mysql or mariadb" % dialect)
+        if not users:
+            raise UserSyncError('users_by_dialect.%s is empty: list at least one user, or leave %s out' % (dialect, dialect))
+        checked = validator.validate(dict(users=users))
+        if checked.error_messages:
+            raise UserSyncError('users_by_dialect.%s: %s' % (dialect, '; '.join(checked.error_messages)))
+        wanted[dialect] = desired_users(checked.validated_parameters)
+    return wanted
+
+
+def users_for_engine(wanted, engine, server):
+    """The desired users for a server of this engine (from wanted_users), or UserSyncError naming the missing list."""
+    if None in wanted:
+        return wanted[None]
+    if engine not in wanted:
+        raise UserSyncError('users_by_dialect has no list for %s, the engine of %s: add users_by_dialect.%s'
+                            % (engine, server, engine))
+    return wanted[engine]
 
 
 def render_statement(cursor, statement):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import re
-import threading
 import time
 
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError, import_library
@@ -30,15 +29,14 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._db import (
     tls_warning,
 )
 from ansible_collections.rdsiam.auth.plugins.module_utils._identifiers import IdentifierError, check_db_user_name
-from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import attempt
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import SharedAws
+from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import attempt_each
 
 # The DB connection options that make sense for someone else's login; the admin login options do not.
 LOGIN_CHECK_DB_OPTIONS = ('endpoint', 'endpoint_port', 'login_host', 'login_port', 'login_db', 'ca_cert', 'ssl_mode',
                           'connect_timeout')
 # Logins proven at once on one target: each waits on the network and the server, not on this process.
 MAX_CONCURRENT_LOGINS = 8
-# Targets proven at once in a run over many targets, each with its own MAX_CONCURRENT_LOGINS.
-MAX_CONCURRENT_TARGETS = 4
 # IAM tokens need TLS: RDS refuses them in clear text, and they would travel readable.
 LOGIN_CHECK_SSL_MODES = ('require', 'verify-ca', 'verify-full')
 EXPECTATIONS = ('success', 'failure')
@@ -239,33 +237,26 @@ def _prove(logins, family, connect):
     return proven
 
 
-def check_targets(targets, options_for, warn=None, hide=None, connect=connect_db, sleep=time.sleep):
+def check_targets(jobs, warn=None, hide=None, connect=connect_db, sleep=time.sleep):
     """check_logins on each of many targets, MAX_CONCURRENT_TARGETS at a time: [(target, result or LoginCheckError)].
 
-    options_for(target) gives (options, aws_options) for one target. The AWS credentials that sign the tokens are
+    jobs: [(target, options, aws_options)], one per target. The AWS credentials that sign the tokens are
     resolved once per set of AWS options and signing region, not once per target: a role to assume is assumed once.
     A target that cannot be checked, or whose logins fail, is that target's error; the others are still proven.
     """
-    resolved, lock = {}, threading.Lock()
+    aws = SharedAws()
 
     def shared_credentials(aws_options, endpoint):
-        key = (iam_signing_region(aws_options, endpoint), repr(sorted(aws_options.items())))
-        with lock:
-            if key not in resolved:
-                resolved[key] = iam_signing_credentials(aws_options, endpoint)
-            return resolved[key]
+        return aws.credentials(dict(aws_options, region=iam_signing_region(aws_options, endpoint)))
 
-    def check(target):
-        options, aws_options = options_for(target)
+    def check(job):
+        _target, options, aws_options = job
         result, failure = check_logins(options, aws_options, warn, hide, connect, shared_credentials, sleep)
         if failure:
             raise LoginCheckError(failure, result=result)
         return result
 
-    if not targets:
-        return []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_TARGETS, len(targets))) as pool:
-        return list(zip(targets, pool.map(lambda target: attempt(check, target), targets)))
+    return [(job[0], outcome) for job, outcome in attempt_each(check, jobs)]
 
 
 def _principal(aws_options, credentials):

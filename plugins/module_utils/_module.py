@@ -33,6 +33,8 @@ _RDS_TARGET_OPTIONS = tuple(RDS_TARGET_ARGUMENT_SPEC)
 # Where to open the TCP connection when it is not the endpoint (a tunnel, a bastion's forwarded port, the sandbox).
 LOGIN_OVERRIDE_SPEC = dict(type='dict', options=dict(login_host=dict(type='str'), login_port=dict(type='int')))
 _ADMIN_LOGIN_OPTIONS = ('login_user', 'login_password', 'login_secret', 'login_iam')
+# What each target of a database module's targets brings itself, so not to be given beside it.
+_PER_TARGET_DB_OPTIONS = ('target', 'endpoint', 'endpoint_port', 'login_host', 'login_port', 'login_override')
 _CONSTRAINTS = ('mutually_exclusive', 'required_one_of', 'required_together', 'required_if')
 
 
@@ -40,7 +42,8 @@ class RdsIamModule(AnsibleModule):
     """AnsibleModule with the collection's option sets merged in, check mode on, and one error path.
 
     rds_target: add target / targets / db_instance_identifier / db_cluster_identifier (exactly one of them).
-    db: add the database options, all of DB_ARGUMENT_SPEC (True) or the names given, plus target and login_override.
+    db: add the database options, all of DB_ARGUMENT_SPEC (True) or the names given, plus target and login_override, or
+    targets and login_overrides for many targets in one run (see db_targets).
     """
 
     def __init__(self, argument_spec, rds_target=False, db=False, **kwargs):
@@ -90,6 +93,13 @@ class RdsIamModule(AnsibleModule):
             options['login_secret'] = target.get('master_user_secret_arn')
         return options
 
+    def db_targets(self):
+        """[(target, db options, AWS options)] for each of a database module's targets, each completed from its own
+        target dict and login_overrides entry as db_options and aws_options are for the one target."""
+        overrides = checked_login_overrides(self.params.get('login_overrides'))
+        return [(target, self.db_options_for(target, overrides.get(target.get('identifier'))), self.aws_options_for(target))
+                for target in self.params['targets']]
+
     def run(self, run):
         """exit_json with run(self)'s result, or fail_json for an RdsIamError: its message, AWS error code and operation,
         and the result fields it carries."""
@@ -120,12 +130,32 @@ def merged_argument_spec(argument_spec, rds_target=False, db=False):
             spec.setdefault(name, dict(DB_ARGUMENT_SPEC[name]))
         spec.setdefault('target', TARGET_SPEC)
         spec['login_override'] = LOGIN_OVERRIDE_SPEC
+        spec['targets'] = dict(type='list', elements='dict')
+        spec['login_overrides'] = dict(type='dict')
         for key in ('mutually_exclusive', 'required_if'):
             constraints[key].extend(rule for rule in DB_ARGUMENT_KWARGS[key] if set(_rule_options(rule)) <= set(db_names))
+        constraints['mutually_exclusive'].extend(('targets', name) for name in _PER_TARGET_DB_OPTIONS if name in spec)
+        constraints['required_by']['login_overrides'] = 'targets'
     spec.update(AWS_ARGUMENT_SPEC)
     constraints['required_together'].extend(AWS_ARGUMENT_KWARGS['required_together'])
     constraints['required_by'].update(AWS_ARGUMENT_KWARGS['required_by'])
     return spec, constraints, db_names
+
+
+def checked_login_overrides(overrides):
+    """login_overrides checked, with each port as a number: the values of a dict option come as they were written."""
+    checked = {}
+    for identifier, override in (overrides or {}).items():
+        port = override.get('login_port') if isinstance(override, dict) else None
+        if not isinstance(override, dict) or set(override) - set(LOGIN_OVERRIDE_SPEC['options']) or not _is_port(port):
+            raise RdsIamError("login_overrides['%s'] is %r: give a dict with login_host and/or login_port (a number)"
+                              % (identifier, override))
+        checked[identifier] = dict(override, login_port=int(port) if port is not None else None)
+    return checked
+
+
+def _is_port(value):
+    return value is None or str(value).isdigit()
 
 
 def _rule_options(rule):

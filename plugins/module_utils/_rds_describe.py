@@ -12,6 +12,7 @@ from __future__ import annotations
 # on how many targets there are: tags come from the describe responses (TagList) and, for proxies,
 # which describe without tags, from one paginated Resource Groups Tagging API call per region.
 
+import concurrent.futures
 import fnmatch
 import time
 
@@ -31,6 +32,8 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._target_dict import (
 # Engines with IAM database authentication (and this collection's SQL): everything else is refused by name.
 IAM_AUTH_ENGINES = tuple(name for name in ENGINE_DIALECTS if name != 'postgresql')
 TARGET_OPTIONS = {'instance': 'db_instance_identifier', 'cluster': 'db_cluster_identifier'}
+# Targets a module works on at once in a run over many targets: each waits on its server and the network.
+MAX_CONCURRENT_TARGETS = 4
 
 _DESCRIBE = {
     'instance': ('describe_db_instances', 'DBInstanceIdentifier', 'DBInstances'),
@@ -158,6 +161,14 @@ def attempt(action, *args):
         return action(*args)
     except RdsIamError as exc:
         return exc
+
+
+def attempt_each(action, targets):
+    """[(target, action(target) or the RdsIamError it raised)] in the order given, MAX_CONCURRENT_TARGETS at a time."""
+    if not targets:
+        return []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_TARGETS, len(targets))) as pool:
+        return list(zip(targets, pool.map(lambda target: attempt(action, target), targets)))
 
 
 def one_or_many(options, outcomes):

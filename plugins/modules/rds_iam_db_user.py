@@ -10,6 +10,8 @@ short_description: Manage IAM database users on RDS and Aurora PostgreSQL, MySQL
 version_added: 0.1.0
 description:
   - Makes the IAM database users of one database server match the list given, over one connection.
+  - With O(targets), one run does this on many servers, 4 at a time, each over its own connection; the users can differ by
+    engine (O(users_by_dialect)).
   - "PostgreSQL (RDS and Aurora): an IAM user is a C(LOGIN) role that is a member of C(rds_iam). Privileges live in roles
     (for example C(app_ro), C(app_rw)) and users get memberships in them."
   - "MySQL and MariaDB: an IAM user is an account created with
@@ -77,6 +79,13 @@ options:
           - The most concurrent connections of the user (PostgreSQL C(CONNECTION LIMIT), V(-1) for none; MySQL/MariaDB
             C(MAX_USER_CONNECTIONS), V(0) for none). Left as it is when not set.
         type: int
+  users_by_dialect:
+    description:
+      - The users per engine, keyed by V(postgres), V(mysql) or V(mariadb), each a list like O(users); a server gets the
+        list of its engine (MySQL or MariaDB as its version string says). For O(targets) of mixed engines, whose roles and
+        privileges are written differently.
+      - A server whose engine has no list fails, naming the list to add. Mutually exclusive with O(users) and O(name).
+    type: dict
   name:
     description: One user to manage (the same as a one-entry O(users) list). Mutually exclusive with O(users).
     type: str
@@ -231,6 +240,20 @@ EXAMPLES = r"""
     login_secret: "{{ master_secret_arn }}"
     name: bob
 
+- name: Find the fleet's databases
+  rdsiam.auth.rds_iam_fleet_info:
+    tags: {team: payments}
+  register: fleet
+
+- name: The same two users on every database of the fleet in one run, with the grants each engine has
+  rdsiam.auth.rds_iam_db_user:
+    targets: "{{ fleet.targets }}"
+    ca_cert: /etc/ssl/rds/global-bundle.pem
+    users_by_dialect:
+      postgres: [{name: alice, roles: [pg_read_all_data]}, {name: bob, roles: [app_rw]}]
+      mariadb: [{name: alice, privileges: '*.*:SELECT'}, {name: bob, privileges: 'shop.*:SELECT,INSERT,UPDATE'}]
+  register: onboarded
+
 - name: Switch existing password users to IAM (whatever used their passwords must move to tokens first)
   rdsiam.auth.rds_iam_db_user:
     endpoint: orders.abcdefghijkl.eu-west-1.rds.amazonaws.com
@@ -245,12 +268,12 @@ EXAMPLES = r"""
 RETURN = r"""
 engine:
   description: The engine the SQL was written for, V(postgres), V(mysql) or V(mariadb).
-  returned: always
+  returned: without O(targets)
   type: str
   sample: postgres
 users:
   description: One entry per listed user, in the order given.
-  returned: always
+  returned: without O(targets)
   type: list
   elements: dict
   contains:
@@ -306,14 +329,33 @@ users:
        privileges_granted: {}, privileges_revoked: {}, locked: false, unlocked: false, dropped: false}
 queries:
   description: The statements run (in check mode, the ones a real run would run), with values as sent. Never holds a secret.
-  returned: always
+  returned: without O(targets)
   type: list
   elements: str
   sample:
     - CREATE ROLE "alice" LOGIN
     - GRANT "rds_iam", "app_ro" TO "alice"
+results:
+  description:
+    - With O(targets), one entry per target in the order given, with RV(engine), RV(users), RV(queries) and C(changed) as
+      a run on that target alone returns them, and the target's C(kind), C(identifier) and C(region).
+    - A target that failed has C(failed) and C(msg) instead; the others were still done.
+  returned: when O(targets) is used
+  type: list
+  elements: dict
+  sample:
+    - kind: instance
+      identifier: orders
+      region: eu-west-1
+      changed: true
+      engine: postgres
+      users:
+        - {name: alice, exists: true, changed: true, created: true, converted: false, roles_granted: [pg_read_all_data],
+           roles_revoked: [], privileges_granted: {}, privileges_revoked: {}, locked: false, unlocked: false, dropped: false}
+      queries: ['CREATE ROLE "alice" LOGIN', 'GRANT "rds_iam", "pg_read_all_data" TO "alice"']
 """
 
+from ansible_collections.rdsiam.auth.plugins.module_utils._aws import SharedAws
 from ansible_collections.rdsiam.auth.plugins.module_utils._db import (
     connect_db,
     driver_for,
@@ -324,20 +366,24 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._db import (
 from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import (
     ENGINES,
     USER_OPTION_SPEC,
-    desired_users,
     module_result,
+    users_for_engine,
+    wanted_users,
 )
 from ansible_collections.rdsiam.auth.plugins.module_utils._module import RdsIamModule
+from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import attempt_each, one_or_many
 
-
+USER_LISTS = ('users', 'name', 'users_by_dialect')
 # The top-level user options describe O(name) only: next to a users list they would be silently ignored
 # (state=absent with users would create the users it meant to drop).
-SINGLE_USER_EXCLUSIVE = [('users', option) for option in USER_OPTION_SPEC]
+SINGLE_USER_EXCLUSIVE = [(lists, option) for lists in ('users', 'users_by_dialect') for option in USER_OPTION_SPEC]
 
 
 def argument_spec():
     spec = dict(
         users=dict(type='list', elements='dict', options=dict(USER_OPTION_SPEC)),
+        # Checked entry by entry against USER_OPTION_SPEC by wanted_users: a dict of lists has no suboptions.
+        users_by_dialect=dict(type='dict'),
         engine=dict(type='str', default='auto', choices=list(ENGINES)),
         grant_mode=dict(type='str', default='append', choices=['append', 'exact']),
         convert_password_users=dict(type='bool', default=False, no_log=False),
@@ -351,38 +397,58 @@ def argument_spec():
 
 
 def run(module):
+    wanted = wanted_users(module.params)
+    if module.params['targets'] is None:
+        return sync_users(module, module.db_options, module.aws_options, wanted, module.warn)
+    aws = SharedAws()
+
+    def sync(job):
+        target, db_options, aws_options = job
+        return sync_users(module, db_options, aws_options, wanted, lambda text: module.warn('%s %s: %s' % (
+            target.get('kind'), target.get('identifier'), text)), aws)
+
+    outcomes = attempt_each(sync, module.db_targets())
+    result = one_or_many(dict(targets=module.params['targets']), [(dict(target=job[0]), outcome) for job, outcome in outcomes])
+    if module._diff:
+        result['diff'] = [dict(entry['diff'], before_header=entry['identifier'], after_header=entry['identifier'])
+                          for entry in result['results']]
+    return result
+
+
+def sync_users(module, db_options, aws_options, wanted, warn, aws=None):
+    """One server's users made to match wanted (see wanted_users), over one connection: the module result for it."""
     params = module.params
-    users = desired_users(params)
-    db_options = module.db_options
     family = driver_for(db_options)
-    login = resolve_db_login(db_options, family, module.aws_options)
+    login = resolve_db_login(db_options, family, aws_options, aws=aws)
     warning = tls_warning(login)
     if warning:
-        module.warn(warning)
+        warn(warning)
+    server = '%s:%s' % (login.endpoint, login.endpoint_port)
     conn = connect_db(login)
     try:
         if family == 'postgres':
             from ansible_collections.rdsiam.auth.plugins.module_utils._pg_users import sync_pg_users
 
             engine = 'postgres'
-            plan, queries = sync_pg_users(conn, users, params, module.check_mode)
+            plan, queries = sync_pg_users(conn, users_for_engine(wanted, engine, server), params, module.check_mode)
         else:
             from ansible_collections.rdsiam.auth.plugins.module_utils._mysql_users import sync_mysql_users
 
             engine = mysql_dialect(conn.get_server_info())
             if db_options['engine'] in ('mysql', 'mariadb') and db_options['engine'] != engine:
-                module.warn('engine is %s but the server says it is %s (version %s): the SQL follows the server'
-                            % (db_options['engine'], engine, conn.get_server_info()))
-            plan, queries = sync_mysql_users(conn, engine, users, params, module.check_mode)
+                warn('engine is %s but the server says it is %s (version %s): the SQL follows the server'
+                     % (db_options['engine'], engine, conn.get_server_info()))
+            plan, queries = sync_mysql_users(conn, engine, users_for_engine(wanted, engine, server), params, module.check_mode)
     finally:
         conn.close()
     for plan_warning in plan.warnings:
-        module.warn(plan_warning)
+        warn(plan_warning)
     return module_result(plan, queries, engine, module._diff)
 
 
 def main():
-    RdsIamModule(argument_spec(), db=True, mutually_exclusive=SINGLE_USER_EXCLUSIVE, required_one_of=[('users', 'name')]).run(run)
+    RdsIamModule(argument_spec(), db=True, mutually_exclusive=[USER_LISTS] + SINGLE_USER_EXCLUSIVE,
+                 required_one_of=[USER_LISTS]).run(run)
 
 
 if __name__ == '__main__':

@@ -106,19 +106,6 @@ options:
       - Seconds to wait before each of the O(retries).
     type: int
     default: 5
-  targets:
-    description:
-      - Prove O(db_users) on each of these targets in one run, as M(rdsiam.auth.rds_iam_fleet_info) returns them in
-        RV(rdsiam.auth.rds_iam_fleet_info#module:targets), instead of on O(target) or O(endpoint).
-      - The other options apply to every target; each target supplies its own endpoint, port, engine and region.
-      - The result then holds RV(results), one entry per target; the run fails when any target fails, after all were tried.
-    type: list
-    elements: dict
-  login_overrides:
-    description:
-      - With O(targets), where to open the TCP connection of each target whose connection does not go to its endpoint
-        (a tunnel, a bastion's forwarded port), keyed by the target's C(identifier), each value like O(login_override).
-    type: dict
 extends_documentation_fragment:
   - rdsiam.auth.action_group
   - rdsiam.auth.db_target
@@ -269,16 +256,13 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._login_check import (
     check_logins,
     check_targets,
 )
-from ansible_collections.rdsiam.auth.plugins.module_utils._module import LOGIN_OVERRIDE_SPEC, RdsIamModule
+from ansible_collections.rdsiam.auth.plugins.module_utils._module import RdsIamModule
 from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import one_or_many
-
-# What each target of targets brings itself, so not to be given beside it.
-_PER_TARGET_OPTIONS = ('target', 'endpoint', 'endpoint_port', 'login_host', 'login_port', 'login_override')
 
 
 def argument_spec():
-    """db_users, engine, expect, retries and targets; the DB connection options that fit someone else's login come from
-    the skeleton."""
+    """db_users, engine, expect and retries; the DB connection options that fit someone else's login, and targets, come
+    from the skeleton."""
     return dict(
         db_users=dict(type='list', elements='str', required=True),
         engine=dict(type='str', default='auto', choices=list(ENGINES)),
@@ -287,8 +271,6 @@ def argument_spec():
         ssl_mode=dict(DB_ARGUMENT_SPEC['ssl_mode'], choices=list(LOGIN_CHECK_SSL_MODES)),
         retries=dict(type='int', default=0),
         retry_delay=dict(type='int', default=5),
-        targets=dict(type='list', elements='dict'),
-        login_overrides=dict(type='dict'),
     )
 
 
@@ -300,36 +282,13 @@ def run(module):
         if failure:
             raise LoginCheckError(failure, result=result)
         return result
-    overrides = login_overrides(module.params['login_overrides'])
-
-    def options_for(target):
-        return dict(module.db_options_for(target, overrides.get(target.get('identifier'))), **common), module.aws_options_for(target)
-
-    targets = module.params['targets']
-    return one_or_many(dict(targets=targets), [(dict(target=target), outcome) for target, outcome in
-                                               check_targets(targets, options_for, warn=module.warn, hide=module.no_log_values.add)])
-
-
-def login_overrides(overrides):
-    """login_overrides checked, with each port as a number: the values of a dict option come as they were written."""
-    checked = {}
-    for identifier, override in (overrides or {}).items():
-        port = override.get('login_port') if isinstance(override, dict) else None
-        if not isinstance(override, dict) or set(override) - set(LOGIN_OVERRIDE_SPEC['options']) or not _is_port(port):
-            raise LoginCheckError("login_overrides['%s'] is %r: give a dict with login_host and/or login_port (a number)"
-                                  % (identifier, override))
-        checked[identifier] = dict(override, login_port=int(port) if port is not None else None)
-    return checked
-
-
-def _is_port(value):
-    return value is None or str(value).isdigit()
+    jobs = [(target, dict(db_options, **common), aws_options) for target, db_options, aws_options in module.db_targets()]
+    outcomes = check_targets(jobs, warn=module.warn, hide=module.no_log_values.add)
+    return one_or_many(dict(targets=module.params['targets']), [(dict(target=target), outcome) for target, outcome in outcomes])
 
 
 def main():
-    RdsIamModule(argument_spec(), db=LOGIN_CHECK_DB_OPTIONS,
-                 mutually_exclusive=[('targets', name) for name in _PER_TARGET_OPTIONS],
-                 required_by=dict(login_overrides='targets')).run(run)
+    RdsIamModule(argument_spec(), db=LOGIN_CHECK_DB_OPTIONS).run(run)
 
 
 if __name__ == '__main__':

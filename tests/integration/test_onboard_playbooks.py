@@ -150,8 +150,34 @@ def test_a_target_that_is_down_fails_alone_and_is_named(sandbox, person, playboo
     # Back up, a rerun converges the one that failed and leaves the others alone.
     rerun = _run(sandbox, playbook_runner, "onboard_user", values)
     assert rerun.rc == 0, rerun.stdout[-4000:]
-    changed_hosts = {entry["host"] for entry in rerun.results if entry["status"] == "changed"}
-    assert changed_hosts == {"sbx-mysql"}
+    # The users and IAM flag steps are each one run for every target of the batch, reported on the batch's first host:
+    # their entries say which target changed. The users changed, and nothing else did.
+    changed = [entry for entry in rerun.results if entry["status"] == "changed"]
+    assert "rdsiam.auth.onboard : Manage the IAM database users" in [entry["task"] for entry in changed]
+    for entry in changed:
+        assert entry["task"] in ("rdsiam.auth.onboard : Manage the IAM database users",
+                                 "rdsiam.auth.onboard : Turn on IAM database authentication"), entry["task"]
+        assert [target["identifier"] for target in entry["result"]["results"] if target["changed"]] == ["sbx-mysql"], entry
+
+
+def test_offboard_a_target_that_is_down_fails_alone_and_the_others_are_proven_refused(sandbox, person, playbook_runner, tmp_path):
+    values, report = playbook_vars(sandbox, person, tmp_path)
+    assert _run(sandbox, playbook_runner, "onboard_user", values).rc == 0
+    with sandbox.stopped("sbx-mariadb"):
+        run = _run(sandbox, playbook_runner, "offboard_user", values)
+    assert run.rc != 0
+    failure = run.task("Fail if any target failed", "localhost")["result"]["msg"]
+    assert failure.startswith("1 target(s) failed: sbx-mariadb: Drop or lock the database users: could not connect to mysql")
+    for (target, _user), row in _rows(report).items():
+        if target == "sbx-mariadb":
+            assert row["failed"] and row["login"] == "not checked" and row["error"], row
+        else:
+            assert not row["failed"] and row["login"] == "refused, as expected" and "dropped" in row["changed"], row
+    # Only the targets whose users were dropped had their refusal proven, in one run.
+    proof = run.task("rdsiam.auth.offboard : Check that a fresh token no longer logs in")["result"]
+    assert sorted(entry["identifier"] for entry in proof["results"]) == sorted(set(FLEET) - {"sbx-mariadb"})
+    # The policies went first, for every target: the user left on the stopped target cannot get in either.
+    assert login_error(sandbox, "sbx-mariadb", person["users"][0], _token_as(sandbox, person, "sbx-mariadb", person["users"][0]))
 
 
 def test_bad_input_fails_before_any_target_is_touched(sandbox, person, playbook_runner, tmp_path):

@@ -91,7 +91,7 @@ def test_playbook_hands_each_input_to_its_role_under_one_rename(playbook):
         # (rdsiam_offboard_mode is offboard_mode).
         assert match.group(1) in ("rdsiam_" + variable[len(role) + 1:], "rdsiam_" + variable), variable
     # Only what the play itself knows is computed here, and it restates no default.
-    assert set(computed) == ({"onboard_policy_targets", "onboard_batch_targets"} if role == "onboard" else set())
+    assert set(computed) == ({"onboard_policy_targets", "onboard_batch_targets"} if role == "onboard" else {"offboard_batch_targets"})
     assert not any("default(" in expression for expression in computed.values())
     # Every input of the role comes from the playbook, but the target each host stands for.
     assert set(_options(role)) - set(handed) == {role + "_target"}

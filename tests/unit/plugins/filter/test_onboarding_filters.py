@@ -38,6 +38,17 @@ def test_shared_grants_apply_per_engine_and_mariadb_falls_back_to_mysql():
     assert inputs.db_user_specs(["alice"], "mariadb", own) == [{"name": "alice", "state": "present", "roles": ["reader"]}]
 
 
+def test_users_by_dialect_has_the_specs_of_each_engine_among_the_targets_once():
+    targets = [{"identifier": "a", "dialect": "postgres"}, {"identifier": "b", "dialect": "mariadb"}, {"identifier": "c", "dialect": "postgres"}]
+    assert inputs.users_by_dialect(["alice"], targets, GRANTS) == {
+        "postgres": inputs.db_user_specs(["alice"], "postgres", GRANTS),
+        "mariadb": [{"name": "alice", "state": "present", "privileges": "shop.*:SELECT"}]}
+    assert inputs.users_by_dialect(["alice"], targets[:1], GRANTS, "absent") == {"postgres": [{"name": "alice", "state": "absent"}]}
+    assert inputs.users_by_dialect(["alice"], []) == {}
+    with pytest.raises(AnsibleFilterError, match="no IAM database users"):
+        inputs.users_by_dialect(["alice"], [{"identifier": "d", "dialect": "oracle"}])
+
+
 def test_a_users_own_grants_replace_the_shared_ones_for_that_engine_only():
     users = [{"name": "carol", "grants": {"postgres": {"roles": ["app_rw"]}}}]
     assert inputs.db_user_specs(users, "postgres", GRANTS)[0]["roles"] == ["app_rw"]

@@ -9,6 +9,8 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import (
     execute_plan,
     module_result,
     new_user_result,
+    users_for_engine,
+    wanted_users,
 )
 
 
@@ -92,3 +94,31 @@ def test_module_result_carries_diff_only_in_diff_mode():
     plan.before, plan.after = {"u": {"exists": False}}, {"u": {"exists": True}}
     assert "diff" not in module_result(plan, ["A"], "postgres", False)
     assert module_result(plan, ["A"], "postgres", True)["diff"] == {"before": {"u": {"exists": False}}, "after": {"u": {"exists": True}}}
+
+
+def test_users_by_dialect_give_each_engine_its_own_checked_list():
+    wanted = wanted_users({"users_by_dialect": {"postgres": [{"name": "ada", "roles": ["app_ro"]}],
+                                                "mariadb": [{"name": "ada", "privileges": "*.*:SELECT", "connection_limit": 3}]}})
+    assert users_for_engine(wanted, "postgres", "pg:5432") == [
+        {"name": "ada", "state": "present", "roles": ["app_ro"], "privileges": None, "host": None, "connection_limit": None}]
+    assert users_for_engine(wanted, "mariadb", "maria:3306")[0]["privileges"] == "*.*:SELECT"
+    with pytest.raises(UserSyncError, match=r"users_by_dialect has no list for mysql, the engine of my:3306: add users_by_dialect.mysql"):
+        users_for_engine(wanted, "mysql", "my:3306")
+
+
+def test_one_users_list_serves_every_engine():
+    wanted = wanted_users({"users": [{"name": "ada"}], "users_by_dialect": None})
+    assert users_for_engine(wanted, "mysql", "my:3306") == users_for_engine(wanted, "postgres", "pg:5432")
+
+
+@pytest.mark.parametrize("by_dialect, match", [
+    ({}, r"users_by_dialect is \{\}: give a dict of user lists"),
+    ({"aurora-postgresql": [{"name": "ada"}]}, r"users_by_dialect has a key 'aurora-postgresql': use postgres, mysql or mariadb"),
+    ({"postgres": []}, r"users_by_dialect.postgres is empty: list at least one user, or leave postgres out"),
+    ({"postgres": [{"name": "ada", "state": "gone"}]}, r"users_by_dialect.postgres: .*state.*gone"),
+    ({"postgres": [{"roles": ["r"]}]}, r"users_by_dialect.postgres: .*name"),
+    ({"mysql": [{"name": "a"}, {"name": "a"}]}, r"user 'a' is listed twice"),
+])
+def test_bad_users_by_dialect_are_refused_naming_the_list(by_dialect, match):
+    with pytest.raises(UserSyncError, match=match):
+        wanted_users({"users_by_dialect": by_dialect})

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from ansible_collections.rdsiam.auth.plugins.modules import rds_iam_login_check
-from ansible_collections.rdsiam.auth.plugins.module_utils import _db
+from ansible_collections.rdsiam.auth.plugins.module_utils import _aws, _db
 from ansible_collections.rdsiam.auth.plugins.module_utils._aws import AWS_ARGUMENT_SPEC
 from ansible_collections.rdsiam.auth.plugins.module_utils._db import DbOptionsError
 from ansible_collections.rdsiam.auth.plugins.module_utils._module import merged_argument_spec
@@ -50,7 +50,8 @@ MY_CERT = ("(2003, \"Can't connect to MySQL server on '127.0.0.1' ([SSL: CERTIFI
 def login_check_argument_spec():
     """The module's options as its skeleton builds them, without the AWS and target options its doc fragments document."""
     spec = merged_argument_spec(rds_iam_login_check.argument_spec(), db=LOGIN_CHECK_DB_OPTIONS)[0]
-    return dict((name, option) for name, option in spec.items() if name not in AWS_ARGUMENT_SPEC and name not in ('target', 'login_override'))
+    from_fragments = set(AWS_ARGUMENT_SPEC) | {'target', 'login_override', 'targets', 'login_overrides'}
+    return dict((name, option) for name, option in spec.items() if name not in from_fragments)
 
 
 def test_module_documents_exactly_its_options_with_the_same_types_defaults_and_choices():
@@ -368,8 +369,8 @@ def target_dict(identifier, region='eu-west-1', dialect='postgres'):
 
 def test_many_targets_share_one_credential_resolution_per_region_and_fail_only_where_logins_fail(monkeypatch):
     calls = []
-    real = _db.resolve_credentials
-    monkeypatch.setattr(_db, 'resolve_credentials', lambda options: calls.append(options['region']) or real(options))
+    real = _aws.resolve_credentials
+    monkeypatch.setattr(_aws, 'resolve_credentials', lambda options: calls.append(options['region']) or real(options))
     targets = [target_dict('pg%d' % number) for number in range(6)] + [target_dict('far', region='us-east-1')]
 
     def server(login):
@@ -380,7 +381,7 @@ def test_many_targets_share_one_credential_resolution_per_region_and_fail_only_w
         return dict(params(db_users=['alice', 'bob'], endpoint=target['endpoint'], endpoint_port=target['port'],
                            login_host='127.0.0.1'), engine=target['dialect']), dict(AWS, region=target['region'])
 
-    outcomes = check_targets(targets, options_for, connect=server)
+    outcomes = check_targets([(target,) + options_for(target) for target in targets], connect=server)
     assert sorted(calls) == ['eu-west-1', 'us-east-1']
     assert [target['identifier'] for target, _outcome in outcomes] == [target['identifier'] for target in targets]
     failed = dict((target['identifier'], outcome) for target, outcome in outcomes if isinstance(outcome, LoginCheckError))
@@ -396,22 +397,6 @@ def test_a_target_that_cannot_be_checked_is_its_own_failure():
     def options_for(target):
         return dict(params(endpoint=target['endpoint'], login_host=None)), dict(AWS)
 
-    outcomes = check_targets(targets, options_for, connect=FakeServer())
+    outcomes = check_targets([(target,) + options_for(target) for target in targets], connect=FakeServer())
     assert outcomes[0][1]['failed_users'] == []
     assert isinstance(outcomes[1][1], DbOptionsError) and 'neither login_host nor endpoint' in str(outcomes[1][1])
-
-
-@pytest.mark.parametrize('overrides, match', [
-    ({'db1': {'login_host': '127.0.0.1', 'login_prot': 5432}}, r"login_overrides\['db1'\] is .*login_prot"),
-    ({'db1': '127.0.0.1:5432'}, r"login_overrides\['db1'\] is '127.0.0.1:5432': give a dict"),
-    ({'db1': {'login_port': 'five'}}, r"login_overrides\['db1'\] is .*\(a number\)"),
-])
-def test_login_overrides_must_be_dicts_of_host_and_port(overrides, match):
-    with pytest.raises(LoginCheckError, match=match):
-        rds_iam_login_check.login_overrides(overrides)
-
-
-def test_login_overrides_ports_written_as_text_become_numbers():
-    assert rds_iam_login_check.login_overrides({'db1': {'login_host': 'localhost', 'login_port': '15432'}, 'db2': {'login_host': 'b'}}) == {
-        'db1': {'login_host': 'localhost', 'login_port': 15432}, 'db2': {'login_host': 'b', 'login_port': None}}
-    assert rds_iam_login_check.login_overrides(None) == {}
