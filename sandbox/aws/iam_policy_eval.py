@@ -100,16 +100,26 @@ def _glob_regex(pieces, flags=0):
 
 def glob_match(pattern, value, context=None, ignore_case=False):
     """`*`/`?` wildcard match of a whole string, variables substituted literally."""
+    if not _is_glob(pattern):
+        # Most patterns are plain names and ARNs: comparing them is what the regex would do, without building one.
+        return pattern.lower() == value.lower() if ignore_case else pattern == value
     pieces = _split_pattern(pattern, context or {})
     if pieces is None:
         return False
     return _glob_regex(tuple(pieces), re.IGNORECASE if ignore_case else 0).fullmatch(value) is not None
 
 
+def _is_glob(pattern):
+    return "*" in pattern or "?" in pattern or "${" in pattern
+
+
 def arn_match(pattern, arn, context=None):
     """IAM's Resource match: `*` matches everything, otherwise each of the six ARN segments on its own."""
     if pattern == "*":
         return True
+    if not _is_glob(pattern):
+        # Equal strings have equal segments; a pattern of fewer than six segments matches nothing.
+        return pattern == arn and pattern.count(":") >= 5
     pattern_parts, arn_parts = pattern.split(":", 5), arn.split(":", 5)
     if len(pattern_parts) != 6 or len(arn_parts) != 6:
         return False

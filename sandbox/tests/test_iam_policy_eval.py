@@ -114,6 +114,13 @@ def test_arn_segments_match_separately():
     assert arn_match("arn:aws:rds-db:us-east-1:123456789012:*", ALICE)  # the resource part may hold ':' and '/'
 
 
+def test_plain_patterns_compare_as_the_wildcard_match_would():
+    assert arn_match(ALICE, ALICE) and not arn_match(ALICE.upper(), ALICE) and not arn_match(ALICE + "x", ALICE)
+    assert not arn_match("arn:aws:rds-db:dbuser", "arn:aws:rds-db:dbuser")  # fewer than six segments matches nothing
+    assert glob_match("rds-db:Connect", "RDS-DB:connect", ignore_case=True) and not glob_match("rds-db:Connect", "rds-db:connect")
+    assert glob_match("a$b", "a$b") and not glob_match("a$b", "axb")  # a lone $ is no variable
+
+
 @pytest.mark.parametrize("condition, allowed", [
     ({"StringEquals": {"aws:PrincipalTag/team": "payments"}}, True),
     ({"StringEquals": {"aws:PrincipalTag/team": ["data", "payments"]}}, True),
