@@ -111,6 +111,22 @@ def users_by_dialect(users, targets, grants=None, state='present'):
     return dict((dialect, db_user_specs(users, dialect, grants, state)) for dialect in dialects)
 
 
+# What parameter group hardening sets when the playbook does not say: TLS only and connections logged. None leaves a
+# setting as it is.
+RECOMMENDED_HARDENING = dict(force_ssl=True, log_connections=True, restrict_password_commands=None, audit_logging=None)
+
+
+def hardening_settings(settings=None):
+    """The rds_iam_parameter_group settings for a hardening dict: the recommended ones when none is given, otherwise the
+    given ones, each setting left out of it None (left as it is)."""
+    if settings is None:
+        return dict(RECOMMENDED_HARDENING)
+    if not isinstance(settings, dict) or set(settings) - set(RECOMMENDED_HARDENING):
+        raise AnsibleFilterError('hardening settings %r: give a dict with any of %s'
+                                 % (settings, ', '.join(RECOMMENDED_HARDENING)))
+    return dict((name, settings.get(name)) for name in RECOMMENDED_HARDENING)
+
+
 def _as_list(value):
     if value is None:
         return []
@@ -247,6 +263,7 @@ class FilterModule(object):
         return {
             'db_user_specs': db_user_specs,
             'users_by_dialect': users_by_dialect,
+            'hardening_settings': hardening_settings,
             'policy_specs': policy_specs,
             'user_names': user_names,
             'check_users': check_users,

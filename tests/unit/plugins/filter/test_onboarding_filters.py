@@ -49,6 +49,17 @@ def test_users_by_dialect_has_the_specs_of_each_engine_among_the_targets_once():
         inputs.users_by_dialect(["alice"], [{"identifier": "d", "dialect": "oracle"}])
 
 
+def test_hardening_settings_are_the_recommended_ones_unless_given():
+    assert inputs.hardening_settings(None) == {"force_ssl": True, "log_connections": True, "restrict_password_commands": None,
+                                               "audit_logging": None}
+    # A dict given replaces them: what it leaves out is left as it is on the server.
+    assert inputs.hardening_settings({"force_ssl": False}) == {"force_ssl": False, "log_connections": None,
+                                                              "restrict_password_commands": None, "audit_logging": None}
+    assert inputs.hardening_settings(None) is not inputs.RECOMMENDED_HARDENING
+    with pytest.raises(AnsibleFilterError, match=r"hardening settings \{'force_tls': True\}: give a dict with any of force_ssl, "):
+        inputs.hardening_settings({"force_tls": True})
+
+
 def test_a_users_own_grants_replace_the_shared_ones_for_that_engine_only():
     users = [{"name": "carol", "grants": {"postgres": {"roles": ["app_rw"]}}}]
     assert inputs.db_user_specs(users, "postgres", GRANTS)[0]["roles"] == ["app_rw"]
