@@ -53,8 +53,8 @@ def test_hardening_settings_are_the_recommended_ones_unless_given():
     assert inputs.hardening_settings(None) == {"force_ssl": True, "log_connections": True, "restrict_password_commands": None,
                                                "audit_logging": None}
     # A dict given replaces them: what it leaves out is left as it is on the server.
-    assert inputs.hardening_settings({"force_ssl": False}) == {"force_ssl": False, "log_connections": None,
-                                                              "restrict_password_commands": None, "audit_logging": None}
+    given = {"force_ssl": False, "log_connections": None, "restrict_password_commands": None, "audit_logging": None}
+    assert inputs.hardening_settings({"force_ssl": False}) == given
     assert inputs.hardening_settings(None) is not inputs.RECOMMENDED_HARDENING
     with pytest.raises(AnsibleFilterError, match=r"hardening settings \{'force_tls': True\}: give a dict with any of force_ssl, "):
         inputs.hardening_settings({"force_tls": True})
