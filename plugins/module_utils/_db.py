@@ -156,7 +156,7 @@ def _login_credentials(options, endpoint, endpoint_port, aws_options, credential
                              '(or set login_secret to a secret holding username and password)')
     if options.get('login_iam'):
         if credentials is None and aws is not None:
-            credentials = aws.credentials(dict(aws_options, region=iam_signing_region(aws_options, endpoint)))
+            credentials = iam_signing_credentials(aws_options, endpoint, aws)
         return user, generate_iam_token(aws_options, endpoint, endpoint_port, user, credentials), 'iam'
     if options.get('login_password') is not None:
         return user, options['login_password'], 'password'
@@ -188,9 +188,11 @@ def iam_signing_region(aws_options, hostname):
         raise DbOptionsError('no region to sign the IAM token: %s' % exc) from None
 
 
-def iam_signing_credentials(aws_options, hostname):
-    """The AWS credentials that sign IAM tokens for hostname (STS, if used, is asked in the token's region)."""
-    return resolve_credentials(dict(aws_options, region=iam_signing_region(aws_options, hostname)))
+def iam_signing_credentials(aws_options, hostname, aws=None):
+    """The AWS credentials that sign IAM tokens for hostname (STS, if used, is asked in the token's region); with aws, a
+    SharedAws, resolved once for all the threads that sign for the same options and region."""
+    options = dict(aws_options, region=iam_signing_region(aws_options, hostname))
+    return aws.credentials(options) if aws is not None else resolve_credentials(options)
 
 
 def generate_iam_token(aws_options, hostname, port, user, credentials=None):

@@ -247,7 +247,7 @@ def check_targets(jobs, warn=None, hide=None, connect=connect_db, sleep=time.sle
     aws = SharedAws()
 
     def shared_credentials(aws_options, endpoint):
-        return aws.credentials(dict(aws_options, region=iam_signing_region(aws_options, endpoint)))
+        return iam_signing_credentials(aws_options, endpoint, aws)
 
     def check(job):
         _target, options, aws_options = job
