@@ -11,6 +11,7 @@ User names and policy names come from onboarding_inputs, the same derivation the
 from __future__ import annotations
 
 from ansible_collections.rdsiam.auth.plugins.filter.onboarding_inputs import policy_name, user_names
+from ansible_collections.rdsiam.auth.plugins.module_utils._text_table import aligned_lines
 
 REPORT_COLUMNS = (('target', 'target'), ('engine', 'engine'), ('iam_auth', 'IAM auth'), ('user', 'user'),
                   ('policy', 'policy'), ('login', 'login verified'), ('changed', 'what changed'))
@@ -142,13 +143,7 @@ def unreported_row(target):
 
 def summary_table(rows):
     """The rows as aligned text lines, header first, for `ansible.builtin.debug`."""
-    rows = [row for row in rows or [] if isinstance(row, dict)]
-    cells = [[title for _key, title in REPORT_COLUMNS]]
-    cells += [[str(row.get(key, '')) for key, _title in REPORT_COLUMNS] for row in rows]
-    widths = [max(len(line[index]) for line in cells) for index in range(len(REPORT_COLUMNS))]
-    lines = [' | '.join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells]
-    lines.insert(1, '-+-'.join('-' * width for width in widths))
-    return lines
+    return aligned_lines(REPORT_COLUMNS, [row for row in rows or [] if isinstance(row, dict)])
 
 
 def failed_targets(rows):

@@ -123,7 +123,7 @@ def whoami(conn, family):
         return user, ((row[1] or None) if row else None)
 
 
-def _driver_error(family):
+def driver_error(family):
     if family == 'postgres':
         return import_library('psycopg2', 'psycopg2-binary', reason='to connect to PostgreSQL').Error
     return import_library('pymysql', 'PyMySQL', reason='to connect to MySQL or MariaDB').err.MySQLError
@@ -145,7 +145,7 @@ def try_login(login, family, connect=connect_db):
         return entry, classify_error(detail)
     try:
         entry['current_user'], entry['tls_version'] = whoami(conn, family)
-    except _driver_error(family) as exc:
+    except driver_error(family) as exc:
         # Logged in, but the check query failed: access works, the proof is incomplete.
         entry.update(logged_in=True, error='logged in, but SELECT current_user failed: %s'
                      % scrub_secret(short_reason(str(exc)), login.password))

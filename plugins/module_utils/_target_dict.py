@@ -24,7 +24,8 @@ Public functions:
 Target dict keys: kind, identifier, arn, engine (as RDS reports it: aurora-postgresql, mysql, ...; a proxy's
 EngineFamily), dialect (postgres, mysql or mariadb: the SQL and IAM mechanism), engine_version, endpoint, port,
 reader_endpoint, resource_id, iam_auth_enabled, master_username, master_user_secret_arn,
-parameter_group ({name, apply_status} or None), cluster_identifier, region, account_id, tags, status.
+parameter_group ({name, apply_status} or None), cluster_identifier, region, account_id, tags, status, log_exports
+(the log types exported to CloudWatch Logs; None for a proxy).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._aws import region_fro
 KINDS = ('instance', 'cluster', 'proxy')
 TARGET_KEYS = ('kind', 'identifier', 'arn', 'engine', 'dialect', 'engine_version', 'endpoint', 'port',
                'reader_endpoint', 'resource_id', 'iam_auth_enabled', 'master_username', 'master_user_secret_arn',
-               'parameter_group', 'cluster_identifier', 'region', 'account_id', 'tags', 'status')
+               'parameter_group', 'cluster_identifier', 'region', 'account_id', 'tags', 'status', 'log_exports')
 
 # RDS engine names (and proxy engine families, lower-cased) -> the SQL dialect and IAM mechanism that apply.
 ENGINE_DIALECTS = {
@@ -133,7 +134,7 @@ def target_from_instance(item, region=None):
         iam_auth_enabled=bool(item.get('IAMDatabaseAuthenticationEnabled')), master_username=item.get('MasterUsername'),
         master_user_secret_arn=_secret_arn(item), parameter_group=parameter_group,
         cluster_identifier=item.get('DBClusterIdentifier'), region=region, tags=tags_to_dict(item.get('TagList')),
-        status=item.get('DBInstanceStatus'),
+        status=item.get('DBInstanceStatus'), log_exports=sorted(item.get('EnabledCloudwatchLogsExports') or ()),
     )
 
 
@@ -158,6 +159,7 @@ def target_from_cluster(item, region=None):
         iam_auth_enabled=bool(item.get('IAMDatabaseAuthenticationEnabled')), master_username=item.get('MasterUsername'),
         master_user_secret_arn=_secret_arn(item), parameter_group=parameter_group, region=region,
         tags=tags_to_dict(item.get('TagList')), status=item.get('Status'),
+        log_exports=sorted(item.get('EnabledCloudwatchLogsExports') or ()),
     )
 
 

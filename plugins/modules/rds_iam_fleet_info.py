@@ -173,6 +173,13 @@ targets:
     status:
       description: The status RDS reports, for example V(available).
       type: str
+    log_exports:
+      description:
+        - The log types the target exports to CloudWatch Logs, sorted (for example C(iam-db-auth-error), C(postgresql)).
+        - V(null) for a proxy.
+      type: list
+      elements: str
+      sample: [iam-db-auth-error, postgresql]
 """
 
 from ansible_collections.rdsiam.auth.plugins.module_utils._aws import default_region

@@ -8,6 +8,7 @@
   {"allow": false, "reason"}; 400 for a malformed request or an unknown target. Each refusal
   is appended as one JSON line to $RDSIAM_SANDBOX_STATE_DIR/iam-db-auth-error.log, the way RDS
   writes its iam-db-auth-error log: time, target, user, reason and principal, never the token.
+- GET / DELETE /_sandbox/calls: the AWS calls received so far, by operation (sandbox/aws/call_counter.py).
 """
 import datetime
 import json
@@ -19,7 +20,7 @@ from moto.iam.models import iam_backends
 from moto.rds.models import rds_backends
 from moto.sts.models import sts_backends
 
-from sandbox.aws import iam_changes, iam_verifier
+from sandbox.aws import call_counter, iam_changes, iam_verifier
 from sandbox.aws.iam_policy_eval import Policy
 
 PREFIX = "/_sandbox/credentials/"
@@ -286,6 +287,11 @@ class SandboxApp:
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
+        if path == call_counter.CALLS_PATH:
+            status, body = call_counter.calls_request(environ)
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        call_counter.count(environ)
         if path == VERIFY_PATH:
             status, answer = verify_request(environ)
         elif path.startswith(PREFIX):

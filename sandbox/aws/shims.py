@@ -104,7 +104,7 @@ SHIMS = (
 
 
 # Shims for one area live in their own module, each exporting a SHIMS tuple.
-SHIM_MODULES = ("sandbox.aws.shims_rds_params", "sandbox.aws.shims_fleet")
+SHIM_MODULES = ("sandbox.aws.shims_rds_params", "sandbox.aws.shims_fleet", "sandbox.aws.shims_rds_logs")
 
 
 def all_shims():

@@ -12,6 +12,7 @@ INSTANCE = {
     "IAMDatabaseAuthenticationEnabled": True, "MasterUserSecret": {"SecretArn": "arn:aws:secretsmanager:eu-west-1:1:secret:x"},
     "DBParameterGroups": [{"DBParameterGroupName": "app-pg15", "ParameterApplyStatus": "pending-reboot"}],
     "TagList": [{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": "pay"}],
+    "EnabledCloudwatchLogsExports": ["postgresql", "iam-db-auth-error"],
 }
 CLUSTER = {
     "DBClusterIdentifier": "app-aurora", "DBClusterArn": f"arn:aws:rds:eu-west-1:{ACCOUNT}:cluster:app-aurora",
@@ -39,7 +40,8 @@ def test_instance_target_has_every_key_from_the_describe_item():
         resource_id="db-ABCDEFGHIJKLMNOPQRSTUVWXYZ", iam_auth_enabled=True, master_username="postgres",
         master_user_secret_arn="arn:aws:secretsmanager:eu-west-1:1:secret:x",
         parameter_group={"name": "app-pg15", "apply_status": "pending-reboot"}, cluster_identifier=None, region="eu-west-1",
-        account_id=ACCOUNT, tags={"env": "prod", "team": "pay"}, status="available")
+        account_id=ACCOUNT, tags={"env": "prod", "team": "pay"}, status="available",
+        log_exports=["iam-db-auth-error", "postgresql"])
 
 
 def test_cluster_target_reports_a_pending_member_and_the_reader_endpoint():
