@@ -24,11 +24,11 @@ COMPAT_CORES := 2.19 2.20
 .PHONY: help demo test venv install build sanity pytest compat lint molecule sandbox-up sandbox-down sandbox-status clean
 
 help:
-	@echo "make demo            onboard a person onto the sandbox fleet with the real playbook, log in as them"
+	@echo "make demo            onboard a person onto the sandbox fleet with the real playbook, log in as them, audit the fleet"
 	@echo "make test            sanity + unit + integration tests (installs what it needs)"
 	@echo "make sandbox-up | sandbox-down | sandbox-status"
 
-# Onboards a demo person onto the whole sandbox fleet with the real playbook, logs in as them, stops the sandbox.
+# Onboards a demo person onto the whole sandbox fleet with the real playbook, logs in as them, audits the fleet, stops the sandbox.
 demo: install
 	@scripts/demo
 

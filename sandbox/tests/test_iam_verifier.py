@@ -189,7 +189,9 @@ def test_temporary_credentials_need_their_own_unexpired_session_token(aws):
     assert refusal(aws.pg, "alice", other) == f"the security token does not belong to temporary access key {creds.access_key}"
     bare = mint(Credentials(creds.access_key, creds.secret_key), aws.pg, "alice")
     assert refusal(aws.pg, "alice", bare) == f"temporary access key {creds.access_key} needs its X-Amz-Security-Token"
-    later = NOW + datetime.timedelta(minutes=16)
+    # From the clock now, not NOW (the module's import time): the session was issued just above, for 15 minutes, and
+    # other tests may have run for minutes in between.
+    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=16)
     fresh_but_late = mint(creds, aws.pg, "alice", signed_at=later)
     reason = refusal(aws.pg, "alice", fresh_but_late, now=later)
     assert reason.startswith(f"temporary credentials {creds.access_key} of arn:aws:sts::{ACCOUNT}:assumed-role/dba/sess expired at")
