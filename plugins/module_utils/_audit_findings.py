@@ -40,8 +40,10 @@ def severity_rank(severity):
     return SEVERITIES.index(severity)
 
 
-def _finding(rule, severity, target, db_user, principal, evidence, fix):
-    parts = [rule, target or '*', db_user or '*', principal or '*']
+def _finding(rule, severity, target, db_user, principal, evidence, fix, key=None):
+    """One finding; its id is rule:target:db_user:principal, or rule:target:key when something else (a parameter name)
+    tells one finding of the rule from another on the target."""
+    parts = [rule, target or '*'] + ([key] if key else [db_user or '*', principal or '*'])
     return dict(id=':'.join(parts), rule=rule, severity=severity, target=target, db_user=db_user, principal=principal,
                 evidence=evidence, fix=fix)
 
@@ -163,13 +165,9 @@ def _hardening_findings(identifier, entry):
     for change in entry.get('changes') or []:
         severity, risk, fix = _HARDENING.get(change.get('name'), ('low', 'not set as recommended', 'set it with rds_iam_parameter_group'))
         findings.append(_finding(
-            'hardening_missing', severity, identifier, None, change.get('name'),
+            'hardening_missing', severity, identifier, None, None,
             '%s is %s, not %s: %s' % (change.get('name'), change.get('before') if change.get('before') is not None else 'unset',
-                                      change.get('after'), risk), fix))
-    for finding in findings:
-        # The parameter name, not a principal, tells one hardening finding from another.
-        finding['id'] = ':'.join(('hardening_missing', identifier, finding['principal']))
-        finding['principal'] = None
+                                      change.get('after'), risk), fix, key=change.get('name')))
     return findings
 
 
