@@ -320,6 +320,7 @@ class Run:
         self.changed = counts.get("modules_changed", 0)
         self.controller = counts.get("controller", 0)
         self.by_task = counts.get("by_task", {})
+        self.seconds_by_task = counts.get("seconds_by_task", {})
         self.recap = recap
 
 

@@ -1,7 +1,8 @@
 # Copyright: Contributors to the rdsiam.auth project
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The audit document (schema rdsiam.auth/audit/1) rendered for people: access.csv and a self-contained audit.html.
+"""The audit document (schema rdsiam.auth/audit/1) rendered for people: access.csv, a self-contained audit.html and the
+console summary.
 
 Pure functions of the audit dict, no I/O: the audit playbook writes what they return. The CSV opens in a spreadsheet,
 so a cell that a spreadsheet would run as a formula is neutralised. The HTML page must open on an auditor's machine
@@ -20,6 +21,8 @@ import csv
 import io
 from html import escape
 
+from ansible_collections.rdsiam.auth.plugins.module_utils._text_table import aligned_lines
+
 CSV_COLUMNS = ('principal', 'principal_kind', 'target', 'db_user', 'decision', 'can_connect', 'how', 'reason')
 SEVERITIES = ('critical', 'high', 'medium', 'low', 'info')
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
@@ -27,6 +30,8 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'
 _FORMULA_STARTS = ('=', '+', '-', '@', '\t', '\r')
 _FINDING_COLUMNS = (('id', 'id'), ('rule', 'rule'), ('target', 'target'), ('db_user', 'database user'),
                     ('principal', 'principal'), ('evidence', 'evidence'), ('fix', 'fix'))
+_CONSOLE_COLUMNS = (('target', 'target'), ('engine', 'engine'), ('iam_auth', 'IAM auth'), ('accounts', 'logins'),
+                    ('iam_users', 'IAM users'), ('can_connect', 'principal x user pairs that connect'), ('findings', 'findings'))
 _SUMMARY = (('targets', 'targets'), ('unreadable_targets', 'unreadable targets'), ('principals', 'principals'),
             ('db_users', 'database users'), ('can_connect', 'principal x user pairs that can connect'))
 
@@ -187,3 +192,34 @@ def to_html(audit):
             '<meta name="referrer" content="no-referrer"><title>rdsiam.auth audit %s</title><style>%s</style></head>'
             '<body><h1>rdsiam.auth audit</h1>%s%s%s<script>%s</script></body></html>\n'
             % (CSP, _e(audit.get('account')), _STYLE, _summary_html(audit), _findings_html(findings), _matrix_html(access), _SCRIPT))
+
+
+# --- console ---------------------------------------------------------------------------------------
+
+def _severity_counts(findings):
+    counts = [(severity, len([finding for finding in findings if finding.get('severity') == severity])) for severity in SEVERITIES]
+    return ', '.join('%d %s' % (count, severity) for severity, count in counts if count) or 'none'
+
+
+def to_console(audit):
+    """One aligned line per target, header and rule first, then the account-wide findings: the audit's console summary."""
+    findings = {}
+    for finding in audit.get('findings') or []:
+        findings.setdefault(finding.get('target'), []).append(finding)
+    connecting = {}
+    for row in audit.get('access') or []:
+        if row.get('can_connect'):
+            connecting[row.get('target')] = connecting.get(row.get('target'), 0) + 1
+    rows = []
+    for target in audit.get('targets') or []:
+        identifier = target['identifier']
+        readable = target.get('readable')
+        accounts = target.get('accounts') or []
+        rows.append(dict(
+            target=identifier, engine=target.get('engine'), iam_auth='on' if target.get('iam_auth_enabled') else 'off',
+            accounts=len(accounts) if readable else 'UNREADABLE',
+            iam_users=len([account for account in accounts if account.get('iam')]) if readable else '?',
+            can_connect=connecting.get(identifier, 0), findings=_severity_counts(findings.get(identifier, []))))
+    rows.append(dict(target='(account-wide)', engine='', iam_auth='', accounts='', iam_users='', can_connect='',
+                     findings=_severity_counts(findings.get(None, []))))
+    return aligned_lines(_CONSOLE_COLUMNS, rows)

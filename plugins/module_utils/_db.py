@@ -403,3 +403,11 @@ def classify_first_reply(reply, host, port):
 def mysql_dialect(server_version):
     """'mariadb' or 'mysql' from the server's version string (MariaDB says so, e.g. 10.11.9-MariaDB)."""
     return 'mariadb' if 'mariadb' in (server_version or '').lower() else 'mysql'
+
+
+def dialect_mismatch(requested, server_version):
+    """The warning when the engine option says mysql or mariadb and the server's version string says the other, else None."""
+    dialect = mysql_dialect(server_version)
+    if requested in ('mysql', 'mariadb') and requested != dialect:
+        return 'engine is %s but the server says it is %s (version %s): the SQL follows the server' % (requested, dialect, server_version)
+    return None

@@ -24,6 +24,8 @@ USER_OPTION_SPEC = dict(
 )
 ENGINES = ('auto', 'postgres', 'mysql', 'mariadb')
 DIALECTS = ENGINES[1:]
+# The engine option of every module that logs in to a database.
+ENGINE_OPTION = dict(type='str', default='auto', choices=list(ENGINES))
 
 # A statement and its bound values; sql is a DB-API "format" template when params is not None.
 Statement = collections.namedtuple('Statement', 'sql params')

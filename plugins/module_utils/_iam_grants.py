@@ -13,6 +13,7 @@ from __future__ import annotations
 # identifier as resource_id with resource_id_kind 'identifier' so the audit can say so. Pure: no AWS call.
 
 import fnmatch
+import json
 import re
 
 from ansible_collections.rdsiam.auth.plugins.module_utils import _iam_eval as iam_eval
@@ -187,15 +188,17 @@ def access_cells(grants, targets, db_users):
 
 
 def access_rows(principals, targets, db_users, grants, partition, account, scp_levels=None):
-    """The decision for each (user or role) x target x db user (see access_cells) that is not 'not_allowed', or that a
-    boundary or SCP made so, sorted by principal, target, db user: a cell without a row is one no statement allows. A
-    principal whose policies could not be read gets decision 'unknown' in every cell, never not_allowed.
+    """The decisions for each (user or role) x target x db user (see access_cells) that is not 'not_allowed', or that a
+    boundary or SCP made so: one entry per principal, target and decision with the db users it covers (db_users), sorted
+    by principal, target and first db user. A cell in no entry is one no statement allows. A principal whose policies
+    could not be read gets decision 'unknown' in every cell, never not_allowed.
 
     Only the statements about rds-db:connect are evaluated, and a principal none of whose statements allows it is left
     out whole: its cells are all not allowed (an explicit Deny changes nothing there). A fleet's matrix is mostly such
-    cells, so this is what keeps the audit's cost with the grants rather than with principals x users x targets."""
+    cells, so this is what keeps the audit's cost with the grants rather than with principals x users x targets; and
+    a grant to every user of a target is one entry, not one per user."""
     cells = access_cells(grants, targets, db_users)
-    rows = []
+    entries = {}
     for principal in principals:
         if principal['kind'] not in _EFFECTIVE_KINDS:
             continue
@@ -203,21 +206,25 @@ def access_rows(principals, targets, db_users, grants, partition, account, scp_l
         if principal['readable'] and not any(statement.effect == 'Allow' for statement in statements):
             continue
         context = principal_context(principal)
+        could_apply = iam_eval.could_apply(statements, context, principal['boundary'], scp_levels) if principal['readable'] else None
         for target in targets:
             for db_user in cells[target['identifier']]:
-                row = _access_row(principal, statements, target, db_user, context, partition, account, scp_levels)
+                resource = dbuser_arn(partition, target.get('region'), account, target.get('resource_id'), db_user)
+                if could_apply is not None and not could_apply(resource):
+                    continue
+                row = _access_row(principal, statements, target, resource, context, scp_levels)
                 if row['decision'] != 'not_allowed' or row['blocked_by']:
-                    rows.append(row)
-    return sorted(rows, key=lambda row: (row['principal'], row['target'], row['db_user']))
+                    key = json.dumps(row, sort_keys=True)
+                    entries.setdefault(key, dict(row, db_users=[]))['db_users'].append(db_user)
+    return sorted(entries.values(), key=lambda entry: (entry['principal'], entry['target'], entry['db_users'][0]))
 
 
-def _access_row(principal, statements, target, db_user, context, partition, account, scp_levels):
+def _access_row(principal, statements, target, resource, context, scp_levels):
     row = dict(principal=principal['arn'], principal_kind=principal['kind'], target=target['identifier'],
-               resource_id=target.get('resource_id'), db_user=db_user)
+               resource_id=target.get('resource_id'))
     if not principal['readable']:
         return dict(row, decision='unknown', how=None, statements=[], conditions=[], blocked_by=None,
                     reason='the policies of %s could not be read: %s' % (principal['arn'], '; '.join(principal['problems'])))
-    resource = dbuser_arn(partition, target.get('region'), account, target.get('resource_id'), db_user)
     decision = iam_eval.evaluate(CONNECT_ACTION, resource, statements, context, boundary=principal['boundary'], scps=scp_levels)
     return dict(row, decision=decision.outcome, how=decision.how, reason=decision.reason, statements=decision.statements,
                 conditions=decision.conditions, blocked_by=decision.blocked_by)

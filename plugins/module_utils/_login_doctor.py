@@ -123,12 +123,20 @@ def _unreadable(name, facts):
                  'run with credentials that may call iam:GetAccountAuthorizationDetails (and read the managed policies in use)')
 
 
+def _identity_allows(facts):
+    """(the identity's Allow statements, their decision on the ARN in the principal's own context): what policy_allows
+    and session_tags both start from, evaluated once per run."""
+    if 'identity_allows' not in facts:
+        allows = [statement for statement in facts['identity'] if statement.effect == 'Allow']
+        facts['identity_allows'] = (allows, evaluate(ACTION, connect_arn(facts), allows, facts['base_context']))
+    return facts['identity_allows']
+
+
 def check_policy(facts):
     if not facts['principal'].get('readable'):
         return _unreadable('policy_allows', facts)
     arn = connect_arn(facts)
-    allows = [statement for statement in facts['identity'] if statement.effect == 'Allow']
-    decision = evaluate(ACTION, arn, allows, facts['base_context'])
+    allows, decision = _identity_allows(facts)
     if decision.outcome == 'allowed':
         return check('policy_allows', 'ok', '%s: %s' % (arn, decision.reason))
     if decision.outcome == 'conditional':
@@ -179,8 +187,7 @@ def check_session_tags(facts):
     if not facts['principal'].get('readable'):
         return _unreadable('session_tags', facts)
     arn = connect_arn(facts)
-    allows = [statement for statement in facts['identity'] if statement.effect == 'Allow']
-    base = evaluate(ACTION, arn, allows, facts['base_context'])
+    allows, base = _identity_allows(facts)
     needs = [condition['requirement'] for condition in base.conditions if 'requirement' in condition]
     if base.outcome != 'conditional' or not needs:
         return check('session_tags', 'ok', 'the grant does not depend on a session tag')

@@ -109,14 +109,6 @@ options:
   connection_limit:
     description: The connection limit of O(name); see O(users[].connection_limit). Mutually exclusive with O(users).
     type: int
-  engine:
-    description:
-      - The database engine. V(auto) tells PostgreSQL from MySQL/MariaDB by the server's first reply (one extra TCP handshake,
-        no credentials sent), and MySQL from MariaDB by the server's version string.
-      - With V(mysql) or V(mariadb) the SQL still follows what the server's version string says.
-    type: str
-    choices: [auto, postgres, mysql, mariadb]
-    default: auto
   grant_mode:
     description:
       - V(append) grants what is listed and keeps other roles and privileges.
@@ -159,6 +151,7 @@ options:
 extends_documentation_fragment:
   - rdsiam.auth.action_group
   - rdsiam.auth.db
+  - rdsiam.auth.db_engine
   - rdsiam.auth.db_target
   - rdsiam.auth.aws
 attributes:
@@ -358,13 +351,14 @@ results:
 from ansible_collections.rdsiam.auth.plugins.module_utils._aws import SharedAws
 from ansible_collections.rdsiam.auth.plugins.module_utils._db import (
     connect_db,
+    dialect_mismatch,
     driver_for,
     mysql_dialect,
     resolve_db_login,
     tls_warning,
 )
 from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import (
-    ENGINES,
+    ENGINE_OPTION,
     USER_OPTION_SPEC,
     module_result,
     users_for_engine,
@@ -384,7 +378,7 @@ def argument_spec():
         users=dict(type='list', elements='dict', options=dict(USER_OPTION_SPEC)),
         # Checked entry by entry against USER_OPTION_SPEC by wanted_users: a dict of lists has no suboptions.
         users_by_dialect=dict(type='dict'),
-        engine=dict(type='str', default='auto', choices=list(ENGINES)),
+        engine=ENGINE_OPTION,
         grant_mode=dict(type='str', default='append', choices=['append', 'exact']),
         convert_password_users=dict(type='bool', default=False, no_log=False),
         reassign_owned_to=dict(type='str'),
@@ -435,9 +429,9 @@ def sync_users(module, db_options, aws_options, wanted, warn, aws=None):
             from ansible_collections.rdsiam.auth.plugins.module_utils._mysql_users import sync_mysql_users
 
             engine = mysql_dialect(conn.get_server_info())
-            if db_options['engine'] in ('mysql', 'mariadb') and db_options['engine'] != engine:
-                warn('engine is %s but the server says it is %s (version %s): the SQL follows the server'
-                     % (db_options['engine'], engine, conn.get_server_info()))
+            mismatch = dialect_mismatch(db_options['engine'], conn.get_server_info())
+            if mismatch:
+                warn(mismatch)
             plan, queries = sync_mysql_users(conn, engine, users_for_engine(wanted, engine, server), params, module.check_mode)
     finally:
         conn.close()

@@ -32,17 +32,10 @@ options:
       - The names are sent as bound values; a name the server could not hold (too long, NUL) fails before any query.
     type: list
     elements: str
-  engine:
-    description:
-      - The database engine. V(auto) tells PostgreSQL from MySQL/MariaDB by the server's first reply (one extra TCP handshake,
-        no credentials sent), and MySQL from MariaDB by the server's version string.
-      - With V(mysql) or V(mariadb) the SQL still follows what the server's version string says.
-    type: str
-    choices: [auto, postgres, mysql, mariadb]
-    default: auto
 extends_documentation_fragment:
   - rdsiam.auth.action_group
   - rdsiam.auth.db
+  - rdsiam.auth.db_engine
   - rdsiam.auth.db_target
   - rdsiam.auth.aws
 attributes:
@@ -218,13 +211,14 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._aws import SharedAws
 from ansible_collections.rdsiam.auth.plugins.module_utils._common import RdsIamError
 from ansible_collections.rdsiam.auth.plugins.module_utils._db import (
     connect_db,
+    dialect_mismatch,
     driver_for,
     mysql_dialect,
     resolve_db_login,
     tls_warning,
 )
 from ansible_collections.rdsiam.auth.plugins.module_utils._db_user_info import read_accounts
-from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import ENGINES
+from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import ENGINE_OPTION
 from ansible_collections.rdsiam.auth.plugins.module_utils._module import RdsIamModule
 from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import attempt_each, one_or_many
 
@@ -232,7 +226,7 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._rds_describe import a
 def argument_spec():
     return dict(
         names=dict(type='list', elements='str'),
-        engine=dict(type='str', default='auto', choices=list(ENGINES)),
+        engine=ENGINE_OPTION,
     )
 
 
@@ -273,9 +267,9 @@ def read_server(db_options, aws_options, names, warn, aws=None):
         if family == 'postgres':
             conn.set_session(readonly=True)  # the server itself refuses any write in this session's transactions
         engine = 'postgres' if family == 'postgres' else mysql_dialect(conn.get_server_info())
-        if family != 'postgres' and db_options['engine'] in ('mysql', 'mariadb') and db_options['engine'] != engine:
-            warn('engine is %s but the server says it is %s (version %s): the SQL follows the server'
-                 % (db_options['engine'], engine, conn.get_server_info()))
+        mismatch = dialect_mismatch(db_options['engine'], conn.get_server_info()) if family != 'postgres' else None
+        if mismatch:
+            warn(mismatch)
         accounts, queries = read_accounts(conn, engine, names)
     finally:
         conn.close()

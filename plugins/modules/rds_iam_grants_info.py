@@ -239,8 +239,11 @@ grants:
       type: raw
 access:
   description:
-    - Only with O(targets). One row per user or role, target and database user (O(db_users) for the target, plus the
-      users grants name on its resource id), sorted by principal, target and db user.
+    - Only with O(targets). The decision for each user or role, target and database user (O(db_users) for the target,
+      plus the users grants name on its resource id), as one entry per principal, target and decision with the database
+      users it covers in RV(access[].db_users), sorted by principal, target and first database user.
+    - A cell that is in no entry is one no statement allows (and no boundary or SCP had to stop), which is most of a
+      fleet's matrix. A principal whose policies could not be read has an V(unknown) entry for every cell.
   returned: when targets are given
   type: list
   elements: dict
@@ -257,9 +260,10 @@ access:
     resource_id:
       description: The target's resource id.
       type: str
-    db_user:
-      description: The database user.
-      type: str
+    db_users:
+      description: The database users of the target this decision holds for, sorted. A grant to every user of a target is one entry.
+      type: list
+      elements: str
     decision:
       description:
         - V(allowed), V(conditional) (only with a condition or a session tag, shown in C(conditions)), V(denied) (an

@@ -247,7 +247,7 @@ results:
 """
 
 from ansible_collections.rdsiam.auth.plugins.module_utils._db import DB_ARGUMENT_SPEC
-from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import ENGINES
+from ansible_collections.rdsiam.auth.plugins.module_utils._db_users import ENGINE_OPTION
 from ansible_collections.rdsiam.auth.plugins.module_utils._login_check import (
     EXPECTATIONS,
     LOGIN_CHECK_DB_OPTIONS,
@@ -265,7 +265,7 @@ def argument_spec():
     from the skeleton."""
     return dict(
         db_users=dict(type='list', elements='str', required=True),
-        engine=dict(type='str', default='auto', choices=list(ENGINES)),
+        engine=ENGINE_OPTION,
         expect=dict(type='str', default='success', choices=list(EXPECTATIONS)),
         # IAM tokens need TLS: disable is not offered.
         ssl_mode=dict(DB_ARGUMENT_SPEC['ssl_mode'], choices=list(LOGIN_CHECK_SSL_MODES)),

@@ -283,15 +283,25 @@ def expected_access(world):
     return cells
 
 
+def cells_of(access):
+    """The access entries as one row per database user, the way the audit reads them."""
+    return [dict(entry, db_user=db_user) for entry in access for db_user in entry["db_users"]]
+
+
 def test_access_rows_decide_every_cell(world, report):
-    access = report["access"]
-    assert [(row["principal"], row["target"], row["db_user"]) for row in access] == sorted((row["principal"], row["target"], row["db_user"])
-                                                                                           for row in access)
+    entries = report["access"]
+    assert [(row["principal"], row["target"], row["db_users"][0]) for row in entries] == sorted(
+        (row["principal"], row["target"], row["db_users"][0]) for row in entries)
+    assert all(row["db_users"] == sorted(set(row["db_users"])) for row in entries)
+    access = cells_of(entries)
     decided = {(short(world, row["principal"]), row["target"], row["db_user"]): (row["decision"], row["how"], row["blocked_by"])
                for row in access if row["decision"] != "not_allowed" or row["blocked_by"]}
     assert decided == expected_access(world)
-    # A cell no statement allows (and no boundary or SCP blocked) has no row: every row is one of the decided cells.
+    # A cell no statement allows (and no boundary or SCP blocked) has no row: every row is one of the decided cells, once.
     assert len(access) == len(decided)
+    # One decision for every user of a target is one entry.
+    assert [(row["target"], row["db_users"]) for row in entries if row["principal"] == world["wild"]] == [
+        (target, sorted(DB_USERS)) for target in sorted(TARGETS)]
     abac = next(row for row in access if row["principal"] == world["abac"] and row["db_user"] == "p_dba" and row["target"] == "sbx-postgres")
     assert abac["conditions"] == [dict(policy="rds-connect", sid=None, effect="Allow", requirement="any session tagged db_user=p_dba")]
     denied = next(row for row in access if row["principal"] == world["denied"] and row["db_user"] == "p_alice" and row["target"] == "sbx-postgres")
@@ -322,7 +332,7 @@ def predicted_allow(row):
 def test_every_decision_equals_the_verifiers(sandbox, world, report):
     credentials = session_credentials(sandbox, world)
     mismatches = []
-    rows = {(short(world, row["principal"]), row["target"], row["db_user"]): row for row in report["access"]}
+    rows = {(short(world, row["principal"]), row["target"], row["db_user"]): row for row in cells_of(report["access"])}
     checked = 0
     with iam_auth_set(sandbox, TARGETS):
         for key in credentials:
@@ -338,7 +348,7 @@ def test_every_decision_equals_the_verifiers(sandbox, world, report):
     assert checked == 10 * len(TARGETS) * len(DB_USERS)
     assert mismatches == []
     # The ABAC session really is the only way in for that role: p_alice yes, everyone else no.
-    assert sum(predicted_allow(row) for row in report["access"] if row["principal"] == world["abac"]) == 1
+    assert sum(predicted_allow(row) for row in cells_of(report["access"]) if row["principal"] == world["abac"]) == 1
 
 
 def test_check_mode_gives_the_same_answer_and_no_secret_leaks(sandbox_env, world, fleet_targets, report):

@@ -47,7 +47,8 @@ def grant(principal, db_user, resource_id, how="explicit", target=None, kind="re
 
 
 def access(principal, target, db_user, decision, how="explicit"):
-    return dict(principal=principal, principal_kind="role", target=target, db_user=db_user, decision=decision, how=how,
+    """An access entry as rds_iam_grants_info returns it, for one database user."""
+    return dict(principal=principal, principal_kind="role", target=target, db_users=[db_user], decision=decision, how=how,
                 reason="r", statements=[], conditions=[], blocked_by=None)
 
 
@@ -116,6 +117,13 @@ def test_can_connect_needs_the_grant_a_usable_iam_user_and_the_flag():
     assert cells[(ROLE, "orders", "dave")]["can_connect"] is False
     assert cells[(ROLE, "orders", "alice")]["db_user_exists"] is True and cells[(ROLE, "orders", "alice")]["db_user_iam"] is True
     assert [row["principal"] for row in build()["access"]] == sorted(row["principal"] for row in build()["access"])
+
+
+def test_an_entry_for_many_users_is_one_row_per_user():
+    grouped = dict(GRANTS, access=[dict(access(ROLE, "orders", "alice", "allowed"), db_users=["alice", "bob", "dave"])])
+    rows = build(grants_info=grouped)["access"]
+    assert [(row["db_user"], row["can_connect"]) for row in rows] == [("alice", True), ("bob", False), ("dave", True)]
+    assert all("db_users" not in row for row in rows)
 
 
 def test_target_findings():

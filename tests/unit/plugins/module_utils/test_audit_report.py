@@ -5,9 +5,7 @@ import io
 import re
 
 import pytest
-from ansible.errors import AnsibleFilterError
 
-from ansible_collections.rdsiam.auth.plugins.filter import audit_report as filters
 from ansible_collections.rdsiam.auth.plugins.module_utils import _audit_report as report
 
 HOSTILE = '<script>alert("x")</script>&\'"'
@@ -127,9 +125,34 @@ def test_html_groups_findings_by_severity_with_counts_and_filters():
     assert {attrs.get("id") for tag, attrs in tags if tag == "input"} >= {"finding-filter", "principal-filter"}
 
 
-def test_filters_wrap_the_renderers_and_refuse_what_is_not_an_audit():
-    audit = _audit([_access("p", "db1", "alice", "allowed", True)])
-    assert filters.audit_csv(audit) == report.to_csv(audit) and filters.audit_html(audit) == report.to_html(audit)
-    with pytest.raises(AnsibleFilterError, match="audit_html expects the audit document"):
-        filters.audit_html("audit.json")
-    assert set(filters.FilterModule().filters()) == {"audit_csv", "audit_html"}
+# --- console ---------------------------------------------------------------------------------------
+
+CONSOLE_AUDIT = {
+    "targets": [
+        {"identifier": "orders", "engine": "postgres", "iam_auth_enabled": True, "readable": True,
+         "accounts": [{"name": "alice", "iam": True}, {"name": "postgres", "iam": False}]},
+        {"identifier": "ledger", "engine": "aurora-postgresql", "iam_auth_enabled": False, "readable": False, "accounts": None},
+    ],
+    "access": [{"target": "orders", "can_connect": True}, {"target": "orders", "can_connect": None},
+               {"target": "ledger", "can_connect": None}],
+    "findings": [
+        {"id": "unreadable_target:ledger:*:*", "severity": "high", "target": "ledger", "evidence": "down"},
+        {"id": "orphan_user:orders:alice:*", "severity": "medium", "target": "orders", "evidence": "nobody"},
+        {"id": "scps_not_readable:*:*:*", "severity": "info", "target": None, "evidence": "denied"},
+    ],
+}
+
+
+def test_console_has_a_row_per_target_and_the_account_wide_findings():
+    lines = report.to_console(CONSOLE_AUDIT)
+    assert lines[0].split(" | ")[0].strip() == "target" and set(lines[1]) <= {"-", "+"}
+    rows = [[cell.strip() for cell in line.split("|")] for line in lines[2:]]
+    assert rows[0] == ["orders", "postgres", "on", "2", "1", "1", "1 medium"]
+    assert rows[1] == ["ledger", "aurora-postgresql", "off", "UNREADABLE", "?", "0", "1 high"]
+    assert rows[2][0] == "(account-wide)" and rows[2][-1] == "1 info"
+    assert len(rows) == 3
+
+
+def test_console_says_none_for_a_target_without_findings():
+    lines = report.to_console(dict(CONSOLE_AUDIT, findings=[]))
+    assert [line.split("|")[-1].strip() for line in lines[2:]] == ["none", "none", "none"]

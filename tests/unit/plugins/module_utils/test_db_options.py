@@ -33,6 +33,7 @@ from ansible_collections.rdsiam.auth.plugins.module_utils._db import (
     classify_first_reply,
     connect_mysql,
     connect_postgres,
+    dialect_mismatch,
     mysql_connect_kwargs,
     mysql_dialect,
     mysql_ssl_context,
@@ -578,3 +579,12 @@ def test_an_unknown_first_reply_asks_for_the_engine():
                                               ("8.0.39", "mysql"), ("8.0.mysql_aurora.3.05.2", "mysql")])
 def test_mysql_and_mariadb_are_told_apart_by_version_string(version, dialect):
     assert mysql_dialect(version) == dialect
+
+
+@pytest.mark.parametrize("requested, version, warning", [
+    ("mysql", "10.11.9-MariaDB", "engine is mysql but the server says it is mariadb (version 10.11.9-MariaDB): the SQL follows the server"),
+    ("mariadb", "8.0.39", "engine is mariadb but the server says it is mysql (version 8.0.39): the SQL follows the server"),
+    ("mariadb", "10.11.9-MariaDB", None), ("mysql", "8.0.39", None), ("auto", "10.11.9-MariaDB", None), ("postgres", "8.0.39", None),
+])
+def test_an_engine_the_version_string_contradicts_is_a_warning(requested, version, warning):
+    assert dialect_mismatch(requested, version) == warning

@@ -364,3 +364,37 @@ def test_match_resource_reports_requirements():
     assert (state, needs) == ("maybe", ["any session tagged db_user=carol"])
     assert ev.match_resource(arn("x"), arn("y"), ROLE_CONTEXT) == ("no", [])
     assert ev.match_resource(arn("x"), arn("x"), ROLE_CONTEXT) == ("yes", [])
+
+
+# ---- the screen that skips cells nothing can match ----
+
+@pytest.mark.parametrize("identity, context, resource, expected", [
+    (stmts(allow(arn("alice"))), ROLE_CONTEXT, arn("alice"), True),
+    (stmts(allow(arn("alice"))), ROLE_CONTEXT, arn("bob"), False),
+    (stmts(allow(arn("a?i*"))), ROLE_CONTEXT, arn("alice"), True),
+    (stmts(allow(arn("${aws:username}"))), USER_CONTEXT, arn("alice"), True),
+    (stmts(allow(arn("${aws:username}"))), USER_CONTEXT, arn("bob"), False),
+    # A role's session tag is not known before the session: any user may be the one it names.
+    (stmts(allow(arn("${aws:PrincipalTag/db_user}"))), ROLE_CONTEXT, arn("bob"), True),
+    (stmts(allow(arn("${aws:PrincipalTag/db_user}"))), dict(USER_CONTEXT, **{"aws:PrincipalTag/db_user": "carol"}), arn("bob"), False),
+    # A user without the tag: the element matches nothing, unless it has a default.
+    (stmts(allow(arn("${aws:PrincipalTag/db_user}"))), USER_CONTEXT, arn("bob"), False),
+    (stmts(allow(arn("${aws:PrincipalTag/db_user, 'bob'}"))), USER_CONTEXT, arn("bob"), True),
+    (stmts(allow(arn("${*}"))), ROLE_CONTEXT, arn("*"), True),
+    (stmts(allow(arn("${*}"))), ROLE_CONTEXT, arn("bob"), False),
+    (stmts({"Effect": "Allow", "Action": CONNECT, "NotResource": arn("alice")}), ROLE_CONTEXT, arn("alice"), True),
+    (stmts(deny(arn("*"))), ROLE_CONTEXT, arn("bob"), True),
+    (stmts({"Effect": "Allow", "Action": CONNECT}), ROLE_CONTEXT, arn("bob"), False),
+])
+def test_could_apply_is_false_only_where_no_statement_can_match(identity, context, resource, expected):
+    assert ev.could_apply(identity, context)(resource) is expected
+    if not expected:
+        assert ev.evaluate(CONNECT, resource, identity, context).outcome == "not_allowed"
+
+
+def test_could_apply_counts_boundary_and_scp_denies_but_not_their_allows():
+    boundary = stmts(allow("*", action="*"), deny(arn("bob")), kind="boundary")
+    scps = [stmts(allow("*", action="*"), deny(arn("carol")), kind="scp")]
+    screen = ev.could_apply(stmts(allow(arn("alice"))), ROLE_CONTEXT, boundary=boundary, scps=scps)
+    assert [screen(arn(name)) for name in ("alice", "bob", "carol", "dave")] == [True, True, True, False]
+    assert ev.evaluate(CONNECT, arn("bob"), stmts(allow(arn("alice"))), ROLE_CONTEXT, boundary=boundary).outcome == "denied"

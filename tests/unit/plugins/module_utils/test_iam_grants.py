@@ -253,15 +253,20 @@ def test_split_dbuser():
 
 # ---- access rows ----
 
+def cells(access):
+    """The access entries as one row per database user, the way the audit reads them."""
+    return [dict(entry, db_user=db_user) for entry in access for db_user in entry["db_users"]]
+
+
 def test_access_rows_cover_db_users_and_named_users():
     principals = principals_of(users=[user("alice", inline={"p": doc(connect(arn(RID, "alice")))})],
                                roles=[role("ro", inline={"p": doc(connect(arn(RID, "*")))})])
     rows = grants.grant_rows(principals, TARGETS, ACCOUNT)
     access = grants.access_rows(principals, TARGETS, {"app-aurora": ["zed"]}, rows, "aws", ACCOUNT)
     # A cell no statement allows has no row (zed on app-aurora): the matrix is mostly such cells.
-    assert [(row["principal"].rsplit("/", 1)[1], row["target"], row["db_user"], row["decision"], row["how"]) for row in access] == [
+    assert [(row["principal"].rsplit("/", 1)[1], row["target"], row["db_user"], row["decision"], row["how"]) for row in cells(access)] == [
         ("ro", "app-pg", "alice", "allowed", "wildcard"), ("alice", "app-pg", "alice", "allowed", "explicit")]
-    assert all(set(row) == {"principal", "principal_kind", "target", "resource_id", "db_user", "decision", "how", "reason", "statements",
+    assert all(set(row) == {"principal", "principal_kind", "target", "resource_id", "db_users", "decision", "how", "reason", "statements",
                             "conditions", "blocked_by"} for row in access)
 
 
@@ -282,7 +287,7 @@ def test_access_with_boundary_scp_and_unreadable_principal():
     no_db = account_reader.statements_of(doc(connect("*", effect="Deny")), dict(policy="no-db", kind="scp"))
     fine = [p for p in principals if p["name"] == "fine"]
     [row] = grants.access_rows(fine, TARGETS[:1], {}, grants.grant_rows(fine, TARGETS, ACCOUNT), "aws", ACCOUNT, scp_levels=[full_access + no_db])
-    assert (row["db_user"], row["decision"], row["blocked_by"]) == ("app", "denied", "scp")
+    assert (row["db_users"], row["decision"], row["blocked_by"]) == (["app"], "denied", "scp")
     [row] = grants.access_rows(fine, TARGETS[:1], {}, grants.grant_rows(fine, TARGETS, ACCOUNT), "aws", ACCOUNT, scp_levels=[full_access, []])
     assert (row["decision"], row["blocked_by"]) == ("not_allowed", "scp")
 
@@ -309,8 +314,51 @@ def test_principals_that_allow_no_connect_are_left_out_and_denials_within_a_gran
                                       user("other", inline={"p": doc({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"})}),
                                       user("mixed", inline={"p": doc(connect(arn(RID, "*")), connect(arn(RID, "alice"), effect="Deny"))})])
     rows = grants.access_rows(principals, TARGETS[:1], {"app-pg": ["alice", "bob"]}, grants.grant_rows(principals, TARGETS, ACCOUNT), "aws", ACCOUNT)
-    assert [(row["principal"].rsplit("/", 1)[1], row["db_user"], row["decision"]) for row in rows] == [
+    assert [(row["principal"].rsplit("/", 1)[1], row["db_user"], row["decision"]) for row in cells(rows)] == [
         ("mixed", "alice", "denied"), ("mixed", "bob", "allowed")]
+
+
+def _screened_and_not(monkeypatch, principals, db_users, scp_levels=None):
+    rows = grants.grant_rows(principals, TARGETS, ACCOUNT)
+    screened = grants.access_rows(principals, TARGETS, db_users, rows, "aws", ACCOUNT, scp_levels=scp_levels)
+    with monkeypatch.context() as patch:
+        patch.setattr(grants.iam_eval, "could_apply", lambda *args: (lambda resource: True))
+        every_cell = grants.access_rows(principals, TARGETS, db_users, rows, "aws", ACCOUNT, scp_levels=scp_levels)
+    return screened, every_cell
+
+
+def test_skipping_cells_no_statement_can_match_changes_no_row(monkeypatch):
+    # Each kind of pattern the screen must not cut short: wildcards, ?, variables known and unknown, a default, the
+    # ${*} escape, NotResource, a Deny on a target the principal has no Allow on, boundary and SCP Denies.
+    deny_aurora = managed("deny-aurora", doc(connect(arn(CID, "*"), effect="Deny"), {"Effect": "Allow", "Action": "*", "Resource": "*"}))
+    users = [
+        user("alice", inline={"p": doc(connect(arn(RID, "${aws:username}")))}),
+        user("tagged", inline={"p": doc(connect(arn("*", "${aws:PrincipalTag/db_user}")))}, tags={"db_user": "carol"}),
+        user("untagged", inline={"p": doc(connect(arn("*", "${aws:PrincipalTag/db_user}")))}),
+        user("defaulted", inline={"p": doc(connect(arn(RID, "${aws:PrincipalTag/db_user, 'bob'}")))}),
+        user("question", inline={"p": doc(connect(arn(RID, "b?b"), arn(CID, "al*")))}),
+        user("star", inline={"p": doc(connect(arn(RID, "${*}")))}),
+        user("bounded", inline={"p": doc(connect(arn("*", "*")))}, boundary=deny_aurora["Arn"]),
+        user("mixed", inline={"p": doc(connect(arn(RID, "*")), connect(arn(CID, "carol"), effect="Deny"))}),
+        user("notres", inline={"p": doc(dict(Effect="Allow", Action="rds-db:connect", NotResource=[arn(CID, "*")]))}),
+    ]
+    roles = [role("session", inline={"p": doc(connect(arn(CID, "${aws:PrincipalTag/team}-*")))}),
+             role("typo", inline={"p": doc(connect(arn("app-pg", "alice")), connect(arn(RID, "zed")))})]
+    principals = principals_of(users=users, roles=roles, policies=[deny_aurora])
+    db_users = {"app-pg": ["alice", "bob", "carol", "*", "zed"], "app-aurora": ["alice", "alan", "bob", "carol", "ops-x"]}
+    full_access = account_reader.statements_of(doc({"Effect": "Allow", "Action": "*", "Resource": "*"}), dict(policy="all", kind="scp"))
+    no_zed = account_reader.statements_of(doc(connect(arn("*", "zed"), effect="Deny")), dict(policy="no-zed", kind="scp"))
+    for scp_levels in (None, [full_access + no_zed]):
+        screened, every_cell = _screened_and_not(monkeypatch, principals, db_users, scp_levels)
+        assert screened == every_cell
+        assert len(cells(screened)) > 20 and {row["decision"] for row in screened} >= {"allowed", "denied", "conditional"}
+
+
+def test_a_decision_shared_by_many_users_of_a_target_is_one_entry():
+    principals = principals_of(roles=[role("ops", inline={"p": doc(connect(arn(RID, "*")), connect(arn(RID, "root"), effect="Deny"))})])
+    access = grants.access_rows(principals, TARGETS, {"app-pg": ["bob", "alice", "root", "carol"]}, [], "aws", ACCOUNT)
+    assert [(row["target"], row["db_users"], row["decision"]) for row in access] == [
+        ("app-pg", ["alice", "bob", "carol"], "allowed"), ("app-pg", ["root"], "denied")]
 
 
 def test_public_principal_and_selection():
