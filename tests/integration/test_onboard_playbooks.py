@@ -4,12 +4,16 @@ Each test onboards its own database users and its own IAM role, and the module f
 back as they were, so the other test files see the sandbox they expect.
 """
 import json
+import os
 import secrets
+import sys
 
+import ansible_runner
 import pytest
 
 from sandbox.iam_login import admin_connection, assume_role, delete_role, engine_of, login_error, mint_token, role_with_policy
 from sandbox.iam_login import assert_login
+from tests.integration.support.harness import ansible_env
 from tests.integration.support.onboard import FLEET, GRANTS, playbook_vars
 
 
@@ -227,3 +231,40 @@ def test_abac_policy_lets_the_session_tagged_with_the_user_in(sandbox, person, p
             iam.delete_policy(PolicyArn=policy_arn)
         except iam.exceptions.NoSuchEntityException:
             pass
+
+
+def test_onboarding_under_ansible_runner_reports_each_target_in_its_job_events(sandbox, person, tmp_path):
+    """AWX and Automation Platform run playbooks through ansible-runner and show what its job events say: each target's
+    outcome, the summary, and a target that is down failing alone, all read here from the events, not from stdout."""
+    values, _report = playbook_vars(sandbox, person, tmp_path)
+    private = tmp_path / "runner"
+    private.mkdir()
+    env = ansible_env(dict(sandbox.aws_env(), PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]))
+    with sandbox.stopped("sbx-mysql"):
+        run = ansible_runner.run(private_data_dir=str(private), playbook="rdsiam.auth.onboard_user",
+                                 inventory={"all": {"hosts": {"localhost": {"ansible_connection": "local"}}}},
+                                 extravars=values, envvars=env, quiet=True)
+    events = list(run.events)
+    assert (run.status, run.rc) == ("failed", 2)
+    recorded = [(event["event_data"]["host"], event["event_data"]["res"]["ansible_facts"]["onboard_report"]) for event in events
+                if event["event"] == "runner_on_ok" and event["event_data"]["task"] == "Record the outcome for the summary"]
+    assert sorted(host for host, _rows in recorded) == sorted(FLEET)
+    for host, rows in recorded:
+        assert [(row["target"], row["user"]) for row in rows] == [(host, user) for user in person["users"]]
+        if host == "sbx-mysql":
+            assert all(row["failed"] and row["login"] == "not checked" and row["error"] for row in rows), rows
+        else:
+            assert all(not row["failed"] and row["login"].startswith("yes (TLS") for row in rows), rows
+    failed = [(event["event_data"]["host"], event["event_data"]["task"], event["event_data"]["res"].get("msg", "")) for event in events
+              if event["event"] == "runner_on_failed" and not event["event_data"].get("ignore_errors")]
+    assert [(host, task) for host, task, _msg in failed] == [("localhost", "Fail if any target failed")]
+    assert failed[0][2].startswith("1 target(s) failed: sbx-mysql: Manage the IAM database users: could not connect to mysql")
+    summary = next(event["event_data"]["res"]["msg"] for event in events
+                   if event["event"] == "runner_on_ok" and event["event_data"]["task"] == "Show the summary")
+    assert sorted(line.split("|")[0].strip() for line in summary[2:]) == sorted(identifier for identifier in FLEET for _user in person["users"])
+    stats = next(event["event_data"] for event in events if event["event"] == "playbook_on_stats")
+    assert set(stats["processed"]) == {"localhost", *FLEET} and stats["failures"] == {"localhost": 1} and stats["dark"] == {}
+    text = json.dumps(events) + run.stdout.read()
+    assert "X-Amz-Signature=" not in text and "X-Amz-Credential" not in text
+    for identifier in FLEET:
+        assert sandbox.target(identifier)["master_password"] not in text

@@ -30,5 +30,6 @@ def test_build_leaves_out_everything_that_is_not_the_collection(built_members):
 def test_build_ships_the_collection(built_members):
     for required in ("MANIFEST.json", "meta/runtime.yml", "plugins/module_utils/_aws.py", "plugins/module_utils/_db.py",
                      "plugins/module_utils/_common.py", "plugins/doc_fragments/aws.py", "plugins/doc_fragments/db.py",
-                     "README.md", "LICENSE", "requirements.txt", "changelogs/config.yaml"):
+                     "README.md", "LICENSE", "requirements.txt", "changelogs/config.yaml",
+                     "meta/execution-environment.yml", "bindep.txt"):
         assert required in built_members, required

@@ -35,7 +35,7 @@ class PlaybookRun:
         return found[-1]
 
 
-def _ansible_env(extra):
+def ansible_env(extra):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_PATH, ANSIBLE_NOCOLOR="1",
                ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_RETRY_FILES_ENABLED="False",
                ANSIBLE_PYTHON_INTERPRETER=sys.executable, PYTHONPATH=COLLECTIONS_PATH)
@@ -54,7 +54,7 @@ def run_module(name, args, *, check=False, diff=False, env=None, timeout=300):
     try:
         process = subprocess.run([sys.executable, "-m", f"ansible_collections.rdsiam.auth.plugins.modules.{name}",
                                   handle.name], capture_output=True, text=True, timeout=timeout, check=False,
-                                 env=_ansible_env(env))
+                                 env=ansible_env(env))
     finally:
         os.unlink(handle.name)
     try:
@@ -83,7 +83,7 @@ def run_playbook(playbook, tmp_path, *, extra_vars=None, inventory=None, check=F
         argv.append("--diff")
     if verbosity:
         argv.append("-" + "v" * verbosity)
-    run_env = _ansible_env(dict(env or {}, RDSIAM_RESULTS_FILE=str(results_file), ANSIBLE_CALLBACK_PLUGINS=CALLBACKS,
+    run_env = ansible_env(dict(env or {}, RDSIAM_RESULTS_FILE=str(results_file), ANSIBLE_CALLBACK_PLUGINS=CALLBACKS,
                                 ANSIBLE_CALLBACKS_ENABLED="record_results"))
     process = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=run_env,
                              cwd=str(tmp_path))
