@@ -37,12 +37,13 @@ def _operation(environ):
 
 
 def count(environ):
-    """Count the AWS request environ carries (nothing for the sandbox's own endpoints)."""
+    """Count the AWS request environ carries and return its operation (None for the sandbox's own endpoints)."""
     if environ.get("PATH_INFO", "").startswith("/_sandbox/") or environ.get("PATH_INFO", "").startswith("/moto-api"):
-        return
+        return None
     operation = _operation(environ)
     with _LOCK:
         _COUNTS[operation] += 1
+    return operation
 
 
 def calls_request(environ):

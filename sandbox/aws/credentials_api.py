@@ -9,6 +9,7 @@
   is appended as one JSON line to $RDSIAM_SANDBOX_STATE_DIR/iam-db-auth-error.log, the way RDS
   writes its iam-db-auth-error log: time, target, user, reason and principal, never the token.
 - GET / DELETE /_sandbox/calls: the AWS calls received so far, by operation (sandbox/aws/call_counter.py).
+- PUT / GET / DELETE /_sandbox/throttle: refuse a share of the AWS calls with throttling errors (sandbox/aws/throttling.py).
 """
 import datetime
 import json
@@ -20,7 +21,7 @@ from moto.iam.models import iam_backends
 from moto.rds.models import rds_backends
 from moto.sts.models import sts_backends
 
-from sandbox.aws import call_counter, iam_changes, iam_verifier
+from sandbox.aws import call_counter, iam_changes, iam_verifier, throttling
 from sandbox.aws.iam_policy_eval import Policy
 
 PREFIX = "/_sandbox/credentials/"
@@ -291,7 +292,15 @@ class SandboxApp:
             status, body = call_counter.calls_request(environ)
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
-        call_counter.count(environ)
+        if path == throttling.THROTTLE_PATH:
+            status, body = throttling.throttle_request(environ)
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        operation = call_counter.count(environ)
+        if operation and throttling.refuse(operation):
+            status, headers, body = throttling.refusal(environ)
+            start_response(status, headers)
+            return [body]
         if path == VERIFY_PATH:
             status, answer = verify_request(environ)
         elif path.startswith(PREFIX):

@@ -5,50 +5,21 @@ back as they were, so the other test files see the sandbox they expect.
 """
 import json
 import os
-import secrets
 import sys
 
 import ansible_runner
 import pytest
 
-from sandbox.iam_login import admin_connection, assume_role, delete_role, engine_of, login_error, mint_token, role_with_policy
+from sandbox.iam_login import admin_connection, assume_role, login_error, mint_token
 from sandbox.iam_login import assert_login
 from tests.integration.support.harness import ansible_env
-from tests.integration.support.onboard import FLEET, GRANTS, playbook_vars
+from tests.integration.support.onboard import FLEET, GRANTS, onboarding_person, playbook_vars
 
 
 @pytest.fixture
 def person(sandbox, fleet_flags):  # pylint: disable=unused-argument
-    """A fresh IAM role (the person, as with SSO) and two database users of their own."""
-    suffix = secrets.token_hex(3)
-    role = f"pb-people-{suffix}"
-    arn = role_with_policy(sandbox, role, {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "rds:DescribeDBInstances", "Resource": "*"}]})
-    users = [f"pb_ann_{suffix}", f"pb_ben_{suffix}"]
-    yield {"role": role, "role_arn": arn, "users": users}
-    iam = sandbox.moto().client("iam")
-    delete_role(sandbox, role)
-    for user in users:
-        arn_of = f"arn:aws:iam::{sandbox.state['operator']['account_id']}:policy/rdsiam-{user}"
-        try:
-            iam.delete_policy(PolicyArn=arn_of)
-        except iam.exceptions.NoSuchEntityException:
-            pass
-    for identifier in FLEET:
-        _drop_everywhere(sandbox, identifier, users)
-
-
-def _drop_everywhere(sandbox, identifier, users):
-    conn = admin_connection(sandbox, identifier)
-    try:
-        with conn.cursor() as cur:
-            for user in users:
-                if engine_of(sandbox.target(identifier)) == "postgres":
-                    cur.execute('DROP ROLE IF EXISTS "%s"' % user)
-                else:
-                    cur.execute("DROP USER IF EXISTS %s@'%%'", (user,))
-    finally:
-        conn.close()
+    with onboarding_person(sandbox, "pb") as fresh:
+        yield fresh
 
 
 def _run(sandbox, playbook_runner, name, values):
