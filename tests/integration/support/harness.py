@@ -84,7 +84,7 @@ def run_playbook(playbook, tmp_path, *, extra_vars=None, inventory=None, check=F
     if verbosity:
         argv.append("-" + "v" * verbosity)
     run_env = ansible_env(dict(env or {}, RDSIAM_RESULTS_FILE=str(results_file), ANSIBLE_CALLBACK_PLUGINS=CALLBACKS,
-                                ANSIBLE_CALLBACKS_ENABLED="record_results"))
+                               ANSIBLE_CALLBACKS_ENABLED="record_results"))
     process = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=run_env,
                              cwd=str(tmp_path))
     results = []
