@@ -16,6 +16,8 @@ def _status(state_dir):
     print(f"  moto       {state['moto']['endpoint_url']}")
     for entry in state["servers"]:
         print(f"  {entry['server_kind']:<10} {entry['identifier']:<16} {entry['host']}:{entry['port']} (runs as {entry['os_user']})")
+    if state.get("runtime_dir"):
+        print(f"  servers    {state['runtime_dir']} (data, sockets, logs; removed by down)")
     print(f"  env file   {state_dir}/env\n  inventory  {state_dir}/inventory.yml\n  vars       {state_dir}/vars.yml")
     return 1 if problems else 0
 

@@ -4,6 +4,10 @@ import json
 
 REGION = "us-east-1"
 OPERATOR_USER = "sandbox-operator"
+# The second account: a management (or monitoring) account whose principals reach the fleet's account only through
+# roles there whose trust policies name them. Its resources are created in it with moto's x-moto-account-id header;
+# afterwards moto finds the account from the access key alone, as AWS does.
+MANAGEMENT_ACCOUNT = "111122223333"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,16 +81,34 @@ def register_target(session, spec, port):
     return target
 
 
-def create_operator(session):
-    """An IAM user with full access whose key the env file exports: the person running the demo."""
-    iam = session.client("iam")
+def in_account(client, account_id):
+    """client, its calls made in account_id: moto's x-moto-account-id header (moto only; AWS has no such thing)."""
+    def add_header(request, **_):
+        request.headers["x-moto-account-id"] = account_id
+
+    client.meta.events.register("before-sign.*.*", add_header)
+    return client
+
+
+def _admin_user(iam):
     iam.create_user(UserName=OPERATOR_USER, Tags=[{"Key": "role", "Value": "operator"}])
     iam.put_user_policy(UserName=OPERATOR_USER, PolicyName="operator-admin", PolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
     }))
     key = iam.create_access_key(UserName=OPERATOR_USER)["AccessKey"]
-    account = session.client("sts").get_caller_identity()["Account"]
-    return {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"], "account_id": account}
+    return {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
+
+
+def create_operator(session):
+    """An IAM user with full access whose key the env file exports: the person running the demo.
+
+    Its "management_account" entry is the same kind of user in MANAGEMENT_ACCOUNT, for cross-account set-ups.
+    """
+    operator = _admin_user(session.client("iam"))
+    operator["account_id"] = session.client("sts").get_caller_identity()["Account"]
+    management = _admin_user(in_account(session.client("iam"), MANAGEMENT_ACCOUNT))
+    operator["management_account"] = dict(management, account_id=MANAGEMENT_ACCOUNT)
+    return operator
 
 
 def describe_fleet(session):

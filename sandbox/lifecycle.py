@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from sandbox import fleet, outputs
+from sandbox import fleet, outputs, runtime_dir
 from sandbox.db import mariadb_plugin, native_build, pam
 from sandbox.db.localserver import terminate
 from sandbox.db.mariadb import MariaDbServer
@@ -69,8 +69,7 @@ def server(state, identifier):
     entry = next(entry for entry in state["servers"] if entry["identifier"] == identifier)
     found = _server(entry, state.get("programs"))
     if isinstance(found, MariaDbServer):  # its TLS files are command-line options, known after initialise()
-        found.cert_path, found.key_path = _tls_paths(entry)
-        found.ca_path = state["ca_cert"]
+        found.cert_path, found.key_path, found.ca_path = _tls_paths(entry)
         found.admin_password = entry.get("admin_password")
     return found
 
@@ -84,27 +83,19 @@ def _start_moto(state_dir, host, port):
     return process.pid
 
 
-def _check_traversable(path, user):
-    """As root, the servers run as other accounts, which must be able to reach their directories."""
-    if os.geteuid() != 0:
-        return
-    probe = subprocess.run(["runuser", "-u", user, "--", "test", "-x", path], capture_output=True, check=False)
-    if probe.returncode != 0:
-        raise SandboxError(f"the '{user}' account cannot enter {path}; choose a state directory every account can "
-                           "traverse with RDSIAM_SANDBOX_STATE (for example under /tmp)")
+def _os_user(spec):
+    return server_os_user(_OS_USERS[spec.server_kind])
 
 
-def _plan_servers(state_dir, host, specs):
+def _plan_servers(servers_root, host, specs):
+    """One entry per server, each with its own directory under servers_root (the runtime directory)."""
     entries = []
     for spec in specs:
-        directory = os.path.join(state_dir, "servers", spec.identifier)
-        os.makedirs(os.path.join(directory, "tls"))
-        socket_path = os.path.join(directory, "run", ".s.PGSQL.65535")
-        if len(socket_path) > 100:
-            raise SandboxError(f"state directory {state_dir} is too deep for a Unix socket path; set RDSIAM_SANDBOX_STATE "
-                               "to a shorter directory")
+        os_user = _os_user(spec)
+        directory = runtime_dir.server_directory(servers_root, spec.identifier, os_user)
+        os.mkdir(os.path.join(directory, "tls"))
         entries.append({"identifier": spec.identifier, "server_kind": spec.server_kind, "directory": directory,
-                        "host": host, "port": free_port(host), "os_user": server_os_user(_OS_USERS[spec.server_kind])})
+                        "host": host, "port": free_port(host), "os_user": os_user})
     return entries
 
 
@@ -119,17 +110,19 @@ def _register_fleet(state, specs):
 
 
 def _tls_paths(entry):
+    """The server's certificate, key and a copy of the CA certificate, in its own directory (the state
+    directory, where the CA is kept for the user, may be closed to the server's account)."""
     tls = os.path.join(entry["directory"], "tls")
-    return os.path.join(tls, "server.crt"), os.path.join(tls, "server.key")
+    return os.path.join(tls, "server.crt"), os.path.join(tls, "server.key"), os.path.join(tls, "ca.pem")
 
 
-def _initialise(entry, programs, ca_path):
+def _initialise(entry, programs):
     server = _server(entry, programs)
-    cert, key = _tls_paths(entry)
+    cert, key, ca_copy = _tls_paths(entry)
     if entry["server_kind"] == "postgres":
         server.initialise(cert, key)
     else:
-        server.initialise(cert, key, ca_path)
+        server.initialise(cert, key, ca_copy)
     return server
 
 
@@ -180,22 +173,27 @@ def up(state_dir=None, host=None, specs=fleet.DEFAULT_FLEET):
     if state or os.path.exists(state_dir):
         down(state_dir, quiet=True)
     programs = find_programs()
-    os.makedirs(state_dir, mode=0o755)
-    os.chmod(state_dir, 0o755)  # servers run as other accounts and must enter it
+    os_users = {_os_user(spec) for spec in specs}
+    # The user's files only (keys, passwords, the CA): no other account needs to enter it.
+    os.makedirs(state_dir, mode=0o700)
     moto_port = free_port(host)
     state = {"state_dir": state_dir, "host": host, "region": fleet.REGION, "targets": [], "programs": programs,
              "moto": {"port": moto_port, "endpoint_url": f"http://{host}:{moto_port}", "pid": None},
-             "servers": _plan_servers(state_dir, host, specs)}
-    _save_state(state_dir, state)
-    for entry in state["servers"]:
-        _check_traversable(entry["directory"], entry["os_user"])
+             "runtime_dir": None, "servers": []}
     try:
+        state["runtime_dir"] = runtime_dir.create(os_users)
+        _save_state(state_dir, state)  # from here on, down finds the runtime directory whatever fails next
+        state["servers"] = _plan_servers(state["runtime_dir"], host, specs)
+        _save_state(state_dir, state)
+        for entry in state["servers"]:
+            runtime_dir.check_enterable(entry["directory"], entry["os_user"])
         _bring_up(state, specs, programs)
     except BaseException:
-        down(state_dir, quiet=True)
+        _take_down(state)
         raise
     outputs.write_all(state)
     print(f"sandbox: up in {time.monotonic() - started:.1f} s ({state_dir})")
+    print(f"sandbox: the servers' files (data, sockets, logs) are in {state['runtime_dir']} until down")
     return state
 
 
@@ -207,7 +205,7 @@ def _bring_up(state, specs, programs):
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(specs) + 2) as pool:
         moto = pool.submit(_start_moto, state_dir, state["host"], state["moto"]["port"])
         native = pool.submit(_build_native_parts, specs, programs)
-        inits = [pool.submit(_initialise, entry, programs, ca_path) for entry in state["servers"]]
+        inits = [pool.submit(_initialise, entry, programs) for entry in state["servers"]]
         state["moto"]["pid"] = moto.result()
         _save_state(state_dir, state)
         _register_fleet(state, specs)
@@ -220,6 +218,7 @@ def _bring_up(state, specs, programs):
     for entry, target in zip(state["servers"], state["targets"]):
         names = [target["endpoint"], *target["extra_names"], "localhost"]
         authority.issue_server_cert(os.path.join(entry["directory"], "tls"), names)
+        shutil.copyfile(ca_path, _tls_paths(entry)[2])
         chown_tree(os.path.join(entry["directory"], "tls"), entry["os_user"])
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(servers)) as pool:
         admin_passwords = list(pool.map(_start, servers, state["targets"]))
@@ -243,9 +242,18 @@ def unhealthy(state):
 
 
 def down(state_dir=None, quiet=False):
-    """Stop every sandbox process and delete the state directory; returns the ports it freed."""
+    """Stop every sandbox process, delete the state and runtime directories; returns the ports it freed."""
     state_dir = state_dir or default_state_dir()
     state = load_state(state_dir) or {}
+    ports = _take_down(dict(state, state_dir=state_dir))
+    if not quiet:
+        removed = " and ".join(filter(None, (state_dir, state.get("runtime_dir"))))
+        print(f"sandbox: down ({len(ports)} processes stopped, {removed} removed)")
+    return ports
+
+
+def _take_down(state):
+    """down() for a state in hand: also what up() leaves when it fails half-way, saved or not."""
     # The paths found at up time: taking the sandbox down must never install anything.
     servers = [_server(entry, state.get("programs")) for entry in state.get("servers", [])]
     if servers:
@@ -255,11 +263,10 @@ def down(state_dir=None, quiet=False):
     if state.get("moto", {}).get("pid"):
         terminate(state["moto"]["pid"], group=True, timeout=5)
         ports.append((state["host"], state["moto"]["port"]))
-    shutil.rmtree(state_dir, ignore_errors=True)
+    shutil.rmtree(state["state_dir"], ignore_errors=True)
+    runtime_dir.remove(state.get("runtime_dir"))
     pam.remove_orphaned_copies()
     still_open = [f"{host}:{port}" for host, port in ports if port_open(host, port)]
     if still_open:
         raise SandboxError(f"sandbox: still listening after down: {', '.join(still_open)}")
-    if not quiet:
-        print(f"sandbox: down ({len(ports)} processes stopped, {state_dir} removed)")
     return ports

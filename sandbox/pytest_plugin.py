@@ -56,7 +56,7 @@ class Sandbox:
 
 
 def private_state_dir(prefix="rdsiam-sbx-"):
-    """A fresh directory every server account can enter (pytest's tmp_path is 0700 under root)."""
+    """A fresh path for a sandbox's state directory, which up() creates (the servers' own files go to its runtime directory)."""
     path = tempfile.mkdtemp(prefix=prefix)
     os.rmdir(path)  # up() creates it with the right mode
     return path

@@ -82,6 +82,24 @@ def _shim_session_tags():
     TokenResponse.assume_role = assume_role
 
 
+def _shim_trust_policy():
+    # moto lets any key assume any role, existing or not, whatever its trust policy says; AWS checks
+    # the trust policy and the caller's own policies (sandbox/aws/trust_policy.py says how far this goes).
+    from moto.sts.responses import TokenResponse
+
+    from sandbox.aws import sts_trust
+
+    issue = TokenResponse.assume_role
+
+    def assume_role(self):
+        tags = {tag["Key"]: tag["Value"] for tag in self.params.get("Tags") or []}
+        sts_trust.authorize(self.get_access_key(), self._get_param("RoleArn"), self._get_param("RoleSessionName"),
+                            self._get_param("ExternalId"), tags, list(self.params.get("TransitiveTagKeys") or []))
+        return issue(self)
+
+    TokenResponse.assume_role = assume_role
+
+
 def _shim_master_secret():
     # moto writes the same username/password into every RDS-managed master secret; RDS uses
     # the master username and a fresh password, and a shared value would hide cross-wiring.
@@ -99,6 +117,7 @@ SHIMS = (
     _shim_distinct_dbi_resource_id,
     _shim_cluster_iam_flag,
     _shim_session_tags,
+    _shim_trust_policy,  # after _shim_session_tags: it wraps the tagging AssumeRole
     _shim_master_secret,
 )
 

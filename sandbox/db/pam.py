@@ -9,10 +9,11 @@ it cuts passwords at 512 bytes, shorter than a token signed with temporary crede
 
 libpam-wrapper copies the service directory to /tmp/pam.X in every process that loads it and
 removes the copy at exit; processes that exec or are killed leave theirs behind, so stopping
-a server removes the copies that name its directory, and `down` those of sandboxes whose state
-directory no longer exists (copies of running sandboxes are left alone). It picks X with a
-check, then a mkdir, so two backends setting up at once can share a copy and read each other's
-service: pam_start_lock.so, preloaded first, runs those set-ups one at a time under START_LOCK.
+a server removes the copies that name its directory, and `down` those of sandboxes whose runtime
+directory (the `<dir>` of `<dir>/servers/<target>`, sandbox/runtime_dir.py) no longer exists
+(copies of running sandboxes are left alone). It picks X with a check, then a mkdir, so two
+backends setting up at once can share a copy and read each other's service: pam_start_lock.so,
+preloaded first, runs those set-ups one at a time under START_LOCK.
 """
 import glob
 import os
@@ -105,8 +106,8 @@ def remove_orphaned_copies():
     """Delete copies made for servers whose sandbox is gone (it crashed, or was taken down by older code)."""
     removed = 0
     for path, text in _runtime_copies():
-        state_dirs = {word.split("=", 1)[-1].split("/servers/", 1)[0] for word in text.split() if "/servers/" in word}
-        if state_dirs and not all(os.path.isdir(state_dir) for state_dir in state_dirs):
+        runtime_dirs = {word.split("=", 1)[-1].split("/servers/", 1)[0] for word in text.split() if "/servers/" in word}
+        if runtime_dirs and not all(os.path.isdir(runtime_dir) for runtime_dir in runtime_dirs):
             shutil.rmtree(path, ignore_errors=True)
             removed += 1
     return removed

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import time
 
-from sandbox.db import pam
+from sandbox.db import pam, password_commands
 from sandbox.db.localserver import LocalServer
 from sandbox.network import SandboxError, wait_for_port
 from sandbox.prereqs import chown_tree, run_as
@@ -92,9 +92,11 @@ class PostgresServer(LocalServer):
         settings = dict(_SERVER_SETTINGS, listen_addresses=f"'{self.host}'", port=str(self.port),
                         unix_socket_directories=f"'{self.run_dir}'", ssl_cert_file=f"'{cert_path}'",
                         ssl_key_file=f"'{key_path}'")
+        password_commands.install(self.directory, self.programs)
         with open(os.path.join(self.data, "postgresql.conf"), "a", encoding="utf-8") as conf:
             conf.write("\n# rdsiam.auth sandbox\n")
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+            conf.writelines(line + "\n" for line in password_commands.server_settings(self.directory, self.data))
         self.write_hba(force_ssl)
         chown_tree(self.directory, self.os_user)
 
@@ -126,6 +128,27 @@ class PostgresServer(LocalServer):
                     raise
                 time.sleep(0.2 + random.random() / 2)
         wait_for_port(self.host, self.port, f"PostgreSQL {self.name}", alive=self.alive)
+
+    def set_restrict_password_commands(self, enabled):
+        """Start again with rds.restrict_password_commands on or off, as an RDS reboot does; returns whether it changed.
+
+        Unchanged, the running server is left alone. On a server without the library, turning it on raises
+        password_commands.Unavailable rather than leave a server that would accept every password change.
+        """
+        if enabled == password_commands.current_setting(self.data):
+            return False
+        if enabled:
+            password_commands.check_available(self.directory, self.name)
+        password_commands.write_setting(self.data, enabled)  # the file the server account was given at initialise()
+        self.restart()
+        return True
+
+    def restart(self):
+        """Stop (ending sessions cleanly) and start again; a static setting takes effect only so."""
+        self._run([self.programs["pg_ctl"], "-D", self.data, "-m", "fast", "-w", "-t", "30", "stop"])
+        if self.iam_auth:
+            pam.remove_runtime_copies(self.directory)
+        self.start()
 
     def reload(self):
         """Make the running server re-read pg_hba.conf and postgresql.conf (takes effect a moment later)."""

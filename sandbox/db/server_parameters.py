@@ -1,10 +1,12 @@
 """Make the sandbox's real servers follow the RDS parameters moto holds for their targets.
 
 On RDS a parameter takes effect in the database itself: `rds.force_ssl=1` refuses plaintext
-PostgreSQL logins, `require_secure_transport=ON` refuses plaintext MySQL/MariaDB logins. The
-moto shims (sandbox/aws/shims_rds_params.py) call `apply_safely` when a target "reboots" or a
-dynamic value is applied immediately, so a test sees the effect on a real login, not only the
-API call. Only parameters the sandbox can show are applied; everything else is moto's business.
+PostgreSQL logins, `require_secure_transport=ON` refuses plaintext MySQL/MariaDB logins,
+`rds.restrict_password_commands=1` (static: only after a reboot) refuses password changes from
+roles outside rds_password. The moto shims (sandbox/aws/shims_rds_params.py) call `apply_safely`
+when a target "reboots" (with every value) or a dynamic value is applied immediately (with the
+dynamic ones only), so a test sees the effect on a real login or statement, not only the API
+call. Only parameters the sandbox can show are applied; everything else is moto's business.
 
 It runs inside the moto process, which finds the sandbox state through $RDSIAM_SANDBOX_STATE_DIR.
 """
@@ -13,6 +15,7 @@ import sys
 import time
 import traceback
 
+from sandbox.db import password_commands
 from sandbox.db.mariadb import MariaDbServer
 from sandbox.network import SandboxError
 from sandbox.db.postgres import PostgresServer
@@ -52,11 +55,21 @@ def _plaintext_refused(entry):
 
 
 def apply_postgres(entry, programs, values):
-    """rds.force_ssl -> pg_hba.conf, then reload and wait until the server enforces it."""
-    if "rds.force_ssl" not in values:
-        return
-    force_ssl = _truthy(values["rds.force_ssl"])
+    """rds.force_ssl -> pg_hba.conf and a reload; rds.restrict_password_commands -> a restart with the new setting."""
     server = PostgresServer(entry["identifier"], entry["directory"], entry["host"], entry["port"], entry["os_user"], programs)
+    if "rds.force_ssl" in values:
+        _apply_force_ssl(server, entry, _truthy(values["rds.force_ssl"]))
+    if password_commands.PARAMETER in values:
+        try:
+            server.set_restrict_password_commands(_truthy(values[password_commands.PARAMETER]))
+        except password_commands.Unavailable as exc:
+            # The reboot itself succeeded; the server's own log says what it does not enforce.
+            with open(server.log, "a", encoding="utf-8") as log:
+                log.write(f"sandbox: {exc}\n")
+            raise
+
+
+def _apply_force_ssl(server, entry, force_ssl):
     server.write_hba(force_ssl)
     server.reload()
     # A reload is a signal; the new rules apply a moment later. Return once they do, so the

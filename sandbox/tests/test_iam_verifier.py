@@ -9,8 +9,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from werkzeug.test import Client
 
+from sandbox import fleet
 from sandbox.aws import credentials_api, iam_verifier
-from sandbox.tests.verifier_world import ACCOUNT, NOW, REGION, allow, document, mint, refusal, verify
+from sandbox.tests.verifier_world import ACCOUNT, NOW, REGION, TRUST_ACCOUNT, allow, document, mint, refusal, verify
 
 
 def presign(credentials, host_port, user, *, service="rds-db", region=REGION, expires=900):
@@ -200,7 +201,7 @@ def test_temporary_credentials_need_their_own_unexpired_session_token(aws):
 def test_every_session_of_a_role_resolves_old_and_new(aws):
     first = aws.role_session("multi", allow("*"))
     assert verify(aws.pg, "alice", mint(first, aws.pg, "alice")).allow  # indexes the sessions issued so far
-    sts = aws.session.client("sts")
+    sts = aws.sts()
     later = [sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/multi", RoleSessionName=f"s{n}")["Credentials"]
              for n in range(3)]
     for issued in reversed(later):
@@ -210,10 +211,12 @@ def test_every_session_of_a_role_resolves_old_and_new(aws):
 
 
 def test_a_principal_of_another_account_is_refused(aws):
-    # moto issues the session in the role's account (it need not exist there); RDS has no resource
-    # policy that could let account 222222222222 in, whatever its own policies say.
-    issued = aws.session.client("sts").assume_role(RoleArn="arn:aws:iam::222222222222:role/elsewhere",
-                                                   RoleSessionName="cross")["Credentials"]
+    # moto issues the session in the role's account; RDS has no resource policy that could let
+    # account 222222222222 in, whatever its own policies say.
+    in_other = fleet.in_account(aws.session.client("iam"), "222222222222")
+    in_other.create_role(RoleName="elsewhere", AssumeRolePolicyDocument=document(TRUST_ACCOUNT))
+    in_other.put_role_policy(RoleName="elsewhere", PolicyName="connect", PolicyDocument=document(allow("*")))
+    issued = aws.sts().assume_role(RoleArn="arn:aws:iam::222222222222:role/elsewhere", RoleSessionName="cross")["Credentials"]
     creds = Credentials(issued["AccessKeyId"], issued["SecretAccessKey"], issued["SessionToken"])
     reason = refusal(aws.pg, "alice", mint(creds, aws.pg, "alice"))
     assert reason == (f"arn:aws:sts::222222222222:assumed-role/elsewhere/cross is in account 222222222222, "

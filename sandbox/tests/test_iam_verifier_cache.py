@@ -105,6 +105,7 @@ REVOCATIONS = (_inline_user_policy_deleted, _explicit_deny_added, _managed_polic
 @pytest.mark.parametrize("revocation", REVOCATIONS, ids=lambda revocation: revocation.__name__.strip("_"))
 def test_a_grant_iam_takes_away_refuses_the_next_login(aws, builds, revocation):
     creds, revoke = revocation(aws)
+    builds["n"] = 0  # AssumeRole reads its caller the way the verifier reads a principal: count the logins' reads only
     token = mint(creds, aws.pg, "alice")
     assert verify(aws.pg, "alice", token).allow
     assert verify(aws.pg, "alice", token).allow

@@ -24,7 +24,7 @@ from sandbox import fleet, lifecycle, prereqs, reference_client
 from sandbox.db import mariadb_plugin, native_build, pam
 from sandbox.db.mariadb import MariaDbServer
 from sandbox.db.postgres import PostgresServer, pg_hba
-from sandbox.iam_login import enable_iam_auth, refusals_for
+from sandbox.iam_login import assume_role, enable_iam_auth, refusals_for
 from sandbox.network import SandboxError, free_port
 from sandbox.pytest_plugin import Sandbox, private_state_dir
 
@@ -445,7 +445,7 @@ def test_pam_logs_an_unreachable_verifier_without_the_token(sandbox, iam_on, req
 @pytest.fixture
 def temporary_credentials(sandbox, request):
     """Credentials of an assumed role allowed rds-db:connect everywhere (tokens ~1 KB and more)."""
-    iam, sts, role = sandbox.moto().client("iam"), sandbox.moto().client("sts"), "wiring-long-token"
+    iam, role = sandbox.moto().client("iam"), "wiring-long-token"
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                      "Principal": {"AWS": f"arn:aws:iam::{sandbox.state['operator']['account_id']}:root"}}]}
     arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
@@ -453,7 +453,7 @@ def temporary_credentials(sandbox, request):
     iam.put_role_policy(RoleName=role, PolicyName="connect", PolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "rds-db:connect", "Resource": "*"}]}))
     request.addfinalizer(lambda: iam.delete_role_policy(RoleName=role, PolicyName="connect"))
-    return reference_client.assume_role(sts, arn, "wiring-session")
+    return assume_role(sandbox, arn, "wiring-session")  # as the operator: the trust policy names its account
 
 
 @pytest.mark.parametrize("identifier", ["sbx-postgres", "sbx-mariadb"])
@@ -515,13 +515,14 @@ def _stat(path):
     return info.st_ino, info.st_mtime_ns
 
 
-def _runtime_copies_of(state_dir):
+def _runtime_copies_of(runtime_dir):
+    """libpam-wrapper's /tmp/pam.X copies of the services of servers under runtime_dir."""
     copies = []
     for name in os.listdir("/tmp"):
         if name.startswith("pam.") and len(name) == 5:
             try:
                 with open(os.path.join("/tmp", name, pam.SERVICE), encoding="utf-8") as handle:
-                    if state_dir + "/" in handle.read():
+                    if runtime_dir + "/" in handle.read():
                         copies.append(name)
             except OSError:
                 continue
@@ -549,10 +550,10 @@ def test_second_up_reuses_the_cached_builds_and_down_leaves_no_pam_copies(sandbo
             cur.execute("GRANT rds_iam TO wiring_private")
         conn.close()
         _connect(state, "sbx-postgres", "wiring_private", _token(state, "sbx-postgres", "wiring_private")).close()
-        assert _runtime_copies_of(state_dir)  # libpam-wrapper's copies exist while the server runs
+        assert _runtime_copies_of(state["runtime_dir"])  # libpam-wrapper's copies exist while the server runs
     finally:
         lifecycle.down(state_dir, quiet=True)
-    assert _runtime_copies_of(state_dir) == []
+    assert _runtime_copies_of(state["runtime_dir"]) == []
     assert not os.path.exists(state_dir)
     shutil.rmtree(state_dir, ignore_errors=True)
 

@@ -1,10 +1,8 @@
 """The sandbox as the collection's tests rely on it: the fleet in moto, the servers, the files."""
 import json
 import os
-import pwd
 import ssl
 import stat
-import tempfile
 import urllib.error
 import urllib.request
 
@@ -14,8 +12,8 @@ import pytest
 import yaml
 
 from sandbox import fleet, lifecycle
-from sandbox.db import pam
 from sandbox.network import SandboxError, port_open
+from sandbox.tests import leftovers
 
 
 def _pg_connect(sandbox, target, sslmode="verify-full", password=None, **extra):
@@ -184,9 +182,19 @@ def _credentials(sandbox, access_key_id):
 
 
 def test_credentials_endpoint_knows_assumed_role_keys_and_their_session_tags(sandbox):
-    sts = sandbox.moto().client("sts")
-    role_arn = "arn:aws:iam::123456789012:role/analyst"
-    creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="alice", Tags=[{"Key": "userName", "Value": "alice"}])["Credentials"]
+    import boto3
+
+    operator = sandbox.state["operator"]
+    sts = boto3.client("sts", endpoint_url=sandbox.moto_url, region_name=sandbox.region,
+                       aws_access_key_id=operator["access_key_id"], aws_secret_access_key=operator["secret_access_key"])
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{operator['account_id']}:root"},
+                                                     "Action": ["sts:AssumeRole", "sts:TagSession"]}]}
+    iam = sandbox.moto().client("iam")
+    role_arn = iam.create_role(RoleName="sbx-analyst", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    try:
+        creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="alice", Tags=[{"Key": "userName", "Value": "alice"}])["Credentials"]
+    finally:
+        iam.delete_role(RoleName="sbx-analyst")
     found = _credentials(sandbox, creds["AccessKeyId"])
     assert (found["type"], found["role_arn"], found["session_name"]) == ("assumed-role", role_arn, "alice")
     assert (found["secret_access_key"], found["session_token"]) == (creds["SecretAccessKey"], creds["SessionToken"])
@@ -218,79 +226,28 @@ def test_refuses_to_bind_anything_but_loopback(host, tmp_path):
     assert not os.path.exists(state_dir)
 
 
-def _processes_mentioning(text):
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                if text.encode() in handle.read():
-                    found.append(int(pid))
-        except OSError:
-            continue
-    return found
-
-
-def _another_sandboxs_pam_copy(name, state_dir):
-    """libpam-wrapper's /tmp/pam.X copy made by some other sandbox running on this machine right now."""
-    if not (name.startswith("pam.") and len(name) == 5):
-        return False
-    try:
-        with open(os.path.join("/tmp", name, pam.SERVICE), encoding="utf-8") as handle:
-            return state_dir + "/" not in handle.read()
-    except FileNotFoundError:
-        return not os.path.exists(os.path.join("/tmp", name))  # gone already: its owner cleaned up
-
-
-def _server_uids():
-    """The accounts the servers run as: postgres and mysql as root, else this user."""
-    if os.geteuid() != 0:
-        return {os.geteuid()}
-    return {pwd.getpwnam(name).pw_uid for name in ("postgres", "mysql") if _account_exists(name)}
-
-
-def _account_exists(name):
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
-
-
-def _could_be_a_sandboxs(name):
-    """A /tmp entry a sandbox could leave despite TMPDIR: libpam-wrapper's pam.X copies, the servers' files."""
-    if name.startswith("pam."):
-        return True
-    try:
-        return os.lstat(os.path.join("/tmp", name)).st_uid in _server_uids()
-    except FileNotFoundError:
-        return False
-
-
 def test_down_leaves_no_process_port_or_file_behind(monkeypatch):
     from sandbox.pytest_plugin import private_state_dir
 
     # Everything that honours TMPDIR goes to a private one, so other programs writing /tmp meanwhile cannot
     # fail this test; /tmp is still checked for what ignores TMPDIR.
-    private_tmp = tempfile.mkdtemp(prefix="rdsiam-tmp-")
-    os.chmod(private_tmp, 0o1777)  # the servers' accounts write there too
-    monkeypatch.setenv("TMPDIR", private_tmp)
-    monkeypatch.setattr(tempfile, "tempdir", None)  # tempfile caches the directory it chose first
+    private_tmp = leftovers.private_tmpdir(monkeypatch)
     tmp_before = set(os.listdir("/tmp"))
     state_dir = private_state_dir()
     assert os.path.dirname(state_dir) == private_tmp
     state = lifecycle.up(state_dir, specs=(fleet.DEFAULT_FLEET[0], fleet.DEFAULT_FLEET[2]))
+    runtime = state["runtime_dir"]
     ports = [state["moto"]["port"]] + [entry["port"] for entry in state["servers"]]
     assert all(port_open("127.0.0.1", port) for port in ports)
-    assert _processes_mentioning(state_dir)
+    assert leftovers.processes_mentioning(state_dir) and leftovers.processes_mentioning(runtime)
     lifecycle.down(state_dir)
     assert not any(port_open("127.0.0.1", port) for port in ports)
-    assert _processes_mentioning(state_dir) == []
-    assert _processes_mentioning(f"sandbox.aws.moto_server 127.0.0.1 {state['moto']['port']}") == []
-    assert not os.path.exists(state_dir)
+    assert leftovers.processes_mentioning(state_dir) == leftovers.processes_mentioning(runtime) == []
+    assert leftovers.processes_mentioning(f"sandbox.aws.moto_server 127.0.0.1 {state['moto']['port']}") == []
+    assert not os.path.exists(state_dir) and not os.path.exists(runtime)
     assert os.listdir(private_tmp) == []
     os.rmdir(private_tmp)
-    leftovers = sorted(set(os.listdir("/tmp")) - tmp_before)
-    assert [name for name in leftovers if _could_be_a_sandboxs(name) and not _another_sandboxs_pam_copy(name, state_dir)] == []
+    assert leftovers.left_in_tmp(tmp_before, runtime) == []
     assert lifecycle.down(state_dir, quiet=True) == []  # a second down is harmless
 
 

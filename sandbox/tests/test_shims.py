@@ -110,10 +110,22 @@ def test_moto_still_drops_session_tags():
     assert kept is None, "moto now keeps session tags: delete _shim_session_tags"
 
 
+def _trusted_sts(aws, role):
+    """An STS client of an administrator, and a role whose trust policy lets the account's principals in."""
+    iam = aws.client("iam")
+    iam.create_user(UserName="admin")
+    iam.put_user_policy(UserName="admin", PolicyName="admin", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]}))
+    key = iam.create_access_key(UserName="admin")["AccessKey"]
+    return boto3.client("sts", region_name=REGION, aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
+
+
 def test_shim_keeps_session_tags_per_credential(aws):
     from moto.backends import get_backend
 
-    sts = aws.client("sts")
+    sts = _trusted_sts(aws, "analyst")
     role_arn = "arn:aws:iam::123456789012:role/analyst"
     alice = sts.assume_role(RoleArn=role_arn, RoleSessionName="alice", Tags=[{"Key": "userName", "Value": "alice"}],
                             TransitiveTagKeys=["userName"])["Credentials"]
@@ -122,6 +134,27 @@ def test_shim_keeps_session_tags_per_credential(aws):
     assert roles[alice["AccessKeyId"]].session_tags == {"userName": "alice"}
     assert roles[alice["AccessKeyId"]].transitive_tag_keys == ["userName"]
     assert roles[untagged["AccessKeyId"]].session_tags == {}
+
+
+# --- STS trust policies (the decisions themselves: sandbox/tests/test_sts_trust.py) --------
+
+def test_moto_still_lets_any_key_assume_any_role():
+    issued = _unpatched("""
+        sts = boto3.client("sts", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+        print(json.dumps(sts.assume_role(RoleArn="arn:aws:iam::123456789012:role/none", RoleSessionName="ses")["AssumedRoleUser"]["Arn"]))
+    """)
+    assert issued == "arn:aws:sts::123456789012:assumed-role/none/ses", "moto now checks AssumeRole: delete _shim_trust_policy"
+
+
+def test_shim_refuses_a_role_that_does_not_exist_and_an_unknown_key(aws):
+    sts = _trusted_sts(aws, "analyst")
+    with pytest.raises(sts.exceptions.ClientError, match="AccessDenied"):
+        sts.assume_role(RoleArn="arn:aws:iam::123456789012:role/none", RoleSessionName="ses")
+    unknown = aws.client("sts")
+    with pytest.raises(unknown.exceptions.ClientError, match="InvalidClientTokenId"):
+        unknown.assume_role(RoleArn="arn:aws:iam::123456789012:role/analyst", RoleSessionName="ses")
+    assert sts.assume_role(RoleArn="arn:aws:iam::123456789012:role/analyst", RoleSessionName="ses")["AssumedRoleUser"]["Arn"] == (
+        "arn:aws:sts::123456789012:assumed-role/analyst/ses")
 
 
 # --- RDS-managed master secret -----------------------------------------------------------

@@ -16,6 +16,8 @@ from sandbox.aws import credentials_api, iam_verifier
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 NOW = datetime.datetime.now(datetime.timezone.utc)
+# Every principal of the account whose own policies allow sts:AssumeRole on the role may assume it.
+TRUST_ACCOUNT = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}
 
 
 @functools.lru_cache(maxsize=None)
@@ -30,6 +32,7 @@ class World:
     def __init__(self, session):
         self.session = session
         self.iam, self.rds = session.client("iam"), session.client("rds")
+        self._sts = None
         db = self.rds.create_db_instance(DBInstanceIdentifier="pg", DBInstanceClass="db.t4g.micro", Engine="postgres",
                                          MasterUsername="postgres", MasterUserPassword="p4ssword!", AllocatedStorage=20,
                                          Port=15432, EnableIAMDatabaseAuthentication=True)["DBInstance"]
@@ -52,15 +55,26 @@ class World:
         key = self.iam.create_access_key(UserName=name)["AccessKey"]
         return Credentials(key["AccessKeyId"], key["SecretAccessKey"])
 
+    def sts(self):
+        """An STS client of an administrator of the account: the sandbox's STS lets only a trusted caller assume a role."""
+        if self._sts is None:
+            self.iam.create_user(UserName="world-admin")
+            self.iam.put_user_policy(UserName="world-admin", PolicyName="admin",
+                                     PolicyDocument=document({"Effect": "Allow", "Action": "*", "Resource": "*"}))
+            key = self.iam.create_access_key(UserName="world-admin")["AccessKey"]
+            self._sts = boto3.client("sts", region_name=REGION, aws_access_key_id=key["AccessKeyId"],
+                                     aws_secret_access_key=key["SecretAccessKey"])
+        return self._sts
+
     def role_session(self, role, *statements, session_tags=None, role_tags=None, policy=None):
-        self.iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}",
+        self.iam.create_role(RoleName=role, AssumeRolePolicyDocument=document(TRUST_ACCOUNT),
                              Tags=[{"Key": k, "Value": v} for k, v in (role_tags or {}).items()])
         self.iam.put_role_policy(RoleName=role, PolicyName="connect", PolicyDocument=document(*statements))
         extra = {"Tags": [{"Key": k, "Value": v} for k, v in session_tags.items()]} if session_tags else {}
         if policy:
             extra["Policy"] = policy
-        issued = self.session.client("sts").assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{role}", RoleSessionName="sess",
-                                                        DurationSeconds=900, **extra)["Credentials"]
+        issued = self.sts().assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{role}", RoleSessionName="sess",
+                                        DurationSeconds=900, **extra)["Credentials"]
         return Credentials(issued["AccessKeyId"], issued["SecretAccessKey"], issued["SessionToken"])
 
 

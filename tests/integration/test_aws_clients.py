@@ -33,8 +33,20 @@ def test_env_file_alone_points_clients_at_the_sandbox(sandbox_env):
     assert caller["Arn"].endswith(":user/sandbox-operator")
 
 
-def test_assume_role_carries_session_tags_and_external_id(sandbox_env):
-    options = dict(_options_from_env(), assume_role_arn="arn:aws:iam::123456789012:role/dba",
+@pytest.fixture
+def dba_role(sandbox_env):
+    """A role the operator may assume with the external id ext-1234 and session tags (the sandbox's STS checks both)."""
+    iam = sandbox_env.moto().client("iam")
+    account = sandbox_env.state["operator"]["account_id"]
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                                                     "Action": ["sts:AssumeRole", "sts:TagSession"],
+                                                     "Condition": {"StringEquals": {"sts:ExternalId": "ext-1234"}}}]}
+    yield iam.create_role(RoleName="dba", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.delete_role(RoleName="dba")
+
+
+def test_assume_role_carries_session_tags_and_external_id(sandbox_env, dba_role):
+    options = dict(_options_from_env(), assume_role_arn=dba_role,
                    role_session_name="alice-session", external_id="ext-1234", session_tags={"userName": "alice"})
     caller = _aws.aws_client(options, "sts").get_caller_identity()
     assert caller["Arn"] == "arn:aws:sts::123456789012:assumed-role/dba/alice-session"

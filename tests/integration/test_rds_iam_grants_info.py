@@ -6,10 +6,12 @@ import secrets
 import pytest
 
 from sandbox.iam_login import assume_role, iam_auth_set, iam_user_with_policy, mint_token, policy_document, verify_over_http
+from sandbox.fleet import MANAGEMENT_ACCOUNT
+from tests.integration.support import accounts
 from tests.integration.support.harness import run_module
 
 PREFIX = f"gi{secrets.token_hex(3)}"
-OTHER_ACCOUNT = "111122223333"
+OTHER_ACCOUNT = MANAGEMENT_ACCOUNT
 TARGETS = ("sbx-postgres", "sbx-mariadb", "sbx-aurora-pg")
 DB_USERS = ("p_alice", "p_dba", "p_other", "p_sso")
 ABAC_TAG_VALUE = "p_alice"
@@ -314,9 +316,13 @@ def test_access_rows_decide_every_cell(world, report):
 def session_credentials(sandbox, world):
     """Credentials for every principal of the grid: the users' access keys, a session per role (the ABAC one tagged)."""
     credentials = {key: world["account"].credentials[name(key)] for key in ("explicit", "member", "wild", "denied", "typo")}
-    for key in ("abac", "admin", "bounded", "sso", "partner"):
+    for key in ("abac", "admin", "bounded"):
         tags = {"db_user": ABAC_TAG_VALUE} if key == "abac" else None
         credentials[key] = assume_role(sandbox, world[key], f"{PREFIX}-{key}", session_tags=tags)
+    # The sandbox's STS checks trust policies: the Identity Center role is reached through SAML, the partner's role from
+    # the account its trust policy names (the sandbox's management account).
+    credentials["sso"] = accounts.saml_session(sandbox, world["sso"], world["saml"], f"{PREFIX}-sso")
+    credentials["partner"] = accounts.assume_role_as(sandbox, accounts.management(sandbox), world["partner"], f"{PREFIX}-partner")
     return credentials
 
 

@@ -40,8 +40,11 @@ def iam_targets(sandbox):
     for identifier in TARGETS:
         for user in ("lc_ok", "lc_noperm"):
             create_db_user(sandbox, identifier, user)
+    # It may also assume this file's roles: their trust policies name the account, so its own policy must allow it.
+    assume = {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"],
+              "Resource": f"arn:aws:iam::{sandbox.state['operator']['account_id']}:role/lc-*"}
     keys = iam_user_with_policy(sandbox, "lc-checker", [allow_connect(*(connect_arn(sandbox, identifier, "lc_ok")
-                                                                        for identifier in TARGETS))])
+                                                                        for identifier in TARGETS)), assume])
     yield keys
     delete_iam_user(sandbox, "lc-checker")
     for identifier in TARGETS:
