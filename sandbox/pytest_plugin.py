@@ -4,10 +4,12 @@ Loaded with `-p sandbox.pytest_plugin` (see pytest.ini); tests that do not ask f
 fixture start nothing.
 """
 import contextlib
+import json
 import os
 import shutil
 import sys
 import tempfile
+import urllib.request
 
 import pytest
 
@@ -46,6 +48,13 @@ class Sandbox:
 
     def moto(self):
         return lifecycle.MotoSession(self.moto_url)
+
+    def throttling(self, method, settings=None):
+        """The moto server's throttling switch (sandbox/aws/throttling.py): PUT settings, GET or DELETE; its JSON answer."""
+        data = json.dumps(settings).encode() if settings is not None else None
+        request = urllib.request.Request(self.moto_url + "/_sandbox/throttle", data=data, method=method)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
 
     def aws_env(self):
         """The variables the sandbox's env file exports, as a dict."""

@@ -116,19 +116,12 @@ def _download(version, integrity):
             os.replace(os.path.join(work, os.path.basename(filename)), tarball)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    actual = "sha512-" + base64.b64encode(_sha512(tarball)).decode()
+    with open(tarball, "rb") as handle:
+        actual = "sha512-" + base64.b64encode(hashlib.file_digest(handle, "sha512").digest()).decode()
     if actual != integrity:
         os.remove(tarball)  # a corrupt or substituted download is fetched again next time
         raise SandboxError(f"{tarball}: digest {actual} is not the pinned {integrity}; removed it, retry")
     return tarball
-
-
-def _sha512(path):
-    hasher = hashlib.sha512()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            hasher.update(block)
-    return hasher.digest()
 
 
 def _extract_native(tarball, destination):

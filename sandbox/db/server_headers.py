@@ -133,14 +133,6 @@ def debian_headers(package, version, tree, marker, needed_by):
 
 # --- PyPI ----------------------------------------------------------------------------------------------
 
-def _sha256(path):
-    hasher = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            hasher.update(block)
-    return hasher.hexdigest()
-
-
 def _unpack_wheel_tree(wheel, tree, destination):
     prefix = tree.strip("/") + "/"
     with zipfile.ZipFile(wheel) as archive:
@@ -168,7 +160,8 @@ def pypi_headers(project, version, sha256, tree, marker, needed_by):
             if result.returncode != 0 or len(wheels) != 1:
                 raise SandboxError(f"cannot download {spec} from PyPI, needed to build {needed_by}: "
                                    f"{(result.stderr or result.stdout).strip()[-800:]}")
-            actual = _sha256(wheels[0])
+            with open(wheels[0], "rb") as handle:
+                actual = hashlib.file_digest(handle, "sha256").hexdigest()
             if actual != sha256:
                 raise SandboxError(f"{os.path.basename(wheels[0])}: sha256 {actual} is not the pinned {sha256}")
             _unpack_wheel_tree(wheels[0], tree, work)

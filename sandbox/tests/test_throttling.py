@@ -2,24 +2,16 @@
 the switch counts them; the sandbox's own endpoints are never refused."""
 import json
 import urllib.error
-import urllib.request
 
 import boto3
 import botocore.config
 import pytest
 
 
-def _throttle(sandbox, method, settings=None):
-    data = json.dumps(settings).encode() if settings is not None else None
-    request = urllib.request.Request(sandbox.moto_url + "/_sandbox/throttle", data=data, method=method)
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
 @pytest.fixture
 def throttle(sandbox):
-    yield lambda settings: _throttle(sandbox, "PUT", settings)
-    _throttle(sandbox, "DELETE")
+    yield lambda settings: sandbox.throttling("PUT", settings)
+    sandbox.throttling("DELETE")
 
 
 def _client(sandbox, service, attempts):
@@ -38,7 +30,7 @@ def test_every_call_refused_is_aws_throttling_error_in_each_protocol(sandbox, th
     assert refused.value.response["Error"]["Code"] == "ThrottlingException"
     # Other services, and the sandbox's own endpoints, go through.
     assert "DBInstances" in _client(sandbox, "rds", 1).describe_db_instances()
-    assert _throttle(sandbox, "GET")["refused"] == {"iam:ListRoles": 1, "secretsmanager:ListSecrets": 1}
+    assert sandbox.throttling("GET")["refused"] == {"iam:ListRoles": 1, "secretsmanager:ListSecrets": 1}
 
 
 def test_botocore_retries_what_is_refused_and_the_count_says_how_often(sandbox, throttle):
@@ -46,10 +38,10 @@ def test_botocore_retries_what_is_refused_and_the_count_says_how_often(sandbox, 
     client = _client(sandbox, "iam", 20)
     for _ in range(10):
         client.list_roles()
-    refused = _throttle(sandbox, "GET")["refused"]
+    refused = sandbox.throttling("GET")["refused"]
     assert refused.get("iam:ListRoles", 0) > 0 and set(refused) == {"iam:ListRoles"}
-    _throttle(sandbox, "DELETE")
-    assert _throttle(sandbox, "GET") == {"rate": 0.0, "seed": None, "services": ["rds", "iam", "sts"], "refused": {}}
+    sandbox.throttling("DELETE")
+    assert sandbox.throttling("GET") == {"rate": 0.0, "seed": None, "services": ["rds", "iam", "sts"], "refused": {}}
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -59,5 +51,5 @@ def test_botocore_retries_what_is_refused_and_the_count_says_how_often(sandbox, 
 ])
 def test_bad_settings_are_refused_with_the_reason(sandbox, settings, message):
     with pytest.raises(urllib.error.HTTPError) as bad:
-        _throttle(sandbox, "PUT", settings)
+        sandbox.throttling("PUT", settings)
     assert bad.value.code == 400 and message in json.loads(bad.value.read())["error"]

@@ -5,7 +5,6 @@ The sandbox's switch (sandbox/aws/throttling.py) refuses calls at random; the ru
 10 retries through the collection's `aws_config` option, as docs/awx.md advises for fleets.
 """
 import json
-import urllib.request
 
 import pytest
 
@@ -16,26 +15,19 @@ RATE = 0.2
 RETRIES = {"retries": {"mode": "standard", "max_attempts": 10}}
 
 
-def _throttle(sandbox, method, settings=None):
-    data = json.dumps(settings).encode() if settings is not None else None
-    request = urllib.request.Request(sandbox.moto_url + "/_sandbox/throttle", data=data, method=method)
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
 @pytest.fixture
 def throttling(sandbox):
     """on(): refuse RATE of the RDS, IAM and STS calls from now; off(): stop and return the calls refused by operation."""
     def on():
-        _throttle(sandbox, "PUT", {"rate": RATE, "seed": 20261207, "services": ["rds", "iam", "sts"]})
+        sandbox.throttling("PUT", {"rate": RATE, "seed": 20261207, "services": ["rds", "iam", "sts"]})
 
     def off():
-        refused = _throttle(sandbox, "GET")["refused"]
-        _throttle(sandbox, "DELETE")
+        refused = sandbox.throttling("GET")["refused"]
+        sandbox.throttling("DELETE")
         return refused
 
     yield on, off
-    _throttle(sandbox, "DELETE")
+    sandbox.throttling("DELETE")
 
 
 def _aws(sandbox):
