@@ -193,37 +193,49 @@ def match_resource(pattern, resource, context):
     if not any(char in pattern for char in '*?$'):
         # A plain ARN, the common case of an audit's many cells: no regex to build.
         return ('yes' if pattern == resource else 'no'), []
-    regex = ['^']
     unknown = {}  # lower-cased key -> regex group
     written = {}  # regex group -> the key as the policy writes it
-    for kind, value in _tokens(pattern):
-        if kind == 'text':
-            regex.append(_text_regex(value))
-        elif kind == 'literal':
-            regex.append(re.escape(value))
-        else:
-            key, default = value
-            known, resolved = context_value(context, key)
-            if known:
-                resolved = resolved if resolved is not None else default
-                if resolved is None:
-                    # IAM: a variable with no value and no default makes the element match nothing.
-                    return 'no', []
-                regex.append(re.escape(str(resolved)))
-            elif key.lower() in unknown:
-                regex.append('(?P=%s)' % unknown[key.lower()])
-            else:
-                group = 'v%d' % len(unknown)
-                unknown[key.lower()] = group
-                written[group] = key
-                regex.append('(?P<%s>[^/]*)' % group)
-    regex.append('$')
-    match = _compiled(''.join(regex)).match(resource)
+
+    def capture(key):
+        if key.lower() in unknown:
+            return '(?P=%s)' % unknown[key.lower()]
+        group = 'v%d' % len(unknown)
+        unknown[key.lower()] = group
+        written[group] = key
+        return '(?P<%s>[^/]*)' % group
+
+    regex = _pattern_regex(pattern, context, capture)
+    if regex is None:
+        return 'no', []
+    match = _compiled('^' + regex + '$').match(resource)
     if not match:
         return 'no', []
     if not unknown:
         return 'yes', []
     return 'maybe', [variable_requirement(written[group], match.group(group)) for group in sorted(written)]
+
+
+def _pattern_regex(pattern, context, unknown_variable):
+    """The pattern as a regex (unanchored) for this context: wildcards, ${*} ${?} ${$} escapes, variables the context
+    knows as their value, and unknown_variable(key) for one it does not. None when a known variable has no value and no
+    default: IAM then makes the element match nothing."""
+    parts = []
+    for kind, value in _tokens(pattern):
+        if kind == 'text':
+            parts.append(_text_regex(value))
+        elif kind == 'literal':
+            parts.append(re.escape(value))
+        else:
+            key, default = value
+            known, resolved = context_value(context, key)
+            if not known:
+                parts.append(unknown_variable(key))
+                continue
+            resolved = resolved if resolved is not None else default
+            if resolved is None:
+                return None
+            parts.append(re.escape(str(resolved)))
+    return ''.join(parts)
 
 
 def _match_any(patterns, resource, context):
@@ -253,27 +265,6 @@ def statement_resource_match(statement, resource, context):
     return 'no', [], None
 
 
-def _screen_regex(pattern, context):
-    """The regex of what the pattern may match for this context, a variable the context does not know standing for any
-    text; None when a known variable has no value (the pattern matches nothing, as in match_resource)."""
-    parts = []
-    for kind, value in _tokens(pattern):
-        if kind == 'text':
-            parts.append(_text_regex(value))
-        elif kind == 'literal':
-            parts.append(re.escape(value))
-        else:
-            key, default = value
-            known, resolved = context_value(context, key)
-            if not known:
-                parts.append('.*')
-            elif resolved is None and default is None:
-                return None
-            else:
-                parts.append(re.escape(str(resolved if resolved is not None else default)))
-    return ''.join(parts)
-
-
 def could_apply(identity, context, boundary=None, scps=None):
     """A predicate on resources that is False only where evaluate() with these statements and context finds nothing,
     whatever the rest of the request: no identity statement and no Deny of the boundary or the SCPs can match the
@@ -289,7 +280,8 @@ def could_apply(identity, context, boundary=None, scps=None):
             if statement.not_resource is not None:
                 return lambda resource: True
             continue
-        regexes.update(_screen_regex(pattern, context) for pattern in statement.resource)
+        # A variable the context does not know may take any value, '/' included.
+        regexes.update(_pattern_regex(pattern, context, lambda key: '.*') for pattern in statement.resource)
     regexes.discard(None)
     if not regexes:
         return lambda resource: False
